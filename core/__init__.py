@@ -1,0 +1,1 @@
+"""caviar's pure core: the training engine, datasets and search. No I/O services, no Celery, no SQL."""
