@@ -100,7 +100,7 @@ _ALL = [
     ),
     HParam("beta1", float, 0.9, "Adam's first-moment decay β1", 0.0, 1.0, high_open=True),
     HParam("beta2", float, 0.999, "Adam's and RMSprop's second-moment decay β2", 0.0, 1.0, high_open=True),
-    HParam("epsilon", float, 1e-8, "Adam's and RMSprop's ε (outside the square root)", 0.0, 1.0, low_open=True),
+    HParam("epsilon", float, 1e-8, "Adam's and RMSprop's ε (outside the root)", 0.0, 1.0, low_open=True),
     HParam("layers", int, 2, "number of hidden layers", 1, 16),
     HParam("hidden_units", int, 128, "units in each hidden layer", 1, 4096),
     HParam("activation", str, "relu", "hidden activation", choices=("relu", "tanh", "sigmoid")),
@@ -109,7 +109,7 @@ _ALL = [
         choices=("batch", "layer", "group", "switchable", "weight", "none"),
     ),
     HParam("groups", int, 4, "groups of hidden units for norm=group (must divide hidden_units)", 1, 4096),
-    HParam("bn_momentum", float, 0.1, "running-statistics momentum (PyTorch's convention)", 0.0, 1.0, low_open=True),
+    HParam("bn_momentum", float, 0.1, "running-statistics momentum (PyTorch's)", 0.0, 1.0, low_open=True),
     HParam(
         "bn_inference", str, "running", "batch-norm statistics at inference",
         choices=("running", "population"),
