@@ -1,0 +1,89 @@
+"""Worker settings read from the environment, one documented constant per knob.
+
+Every value has a production default; tests shorten the timeouts through the same variables.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from core.errors import BadInput
+
+#: Broker used when neither ``--broker`` nor ``CAVIAR_BROKER_URL`` is given.
+DEFAULT_BROKER_URL = "redis://localhost:6379/0"
+#: The queue trials are sent to and workers consume by default.
+DEFAULT_QUEUE = "caviar"
+#: Seconds an unacknowledged message may stay with a worker before Redis hands it to another one.
+DEFAULT_VISIBILITY_TIMEOUT = 3600.0
+#: Seconds a trial may run before its process is killed; below the visibility timeout so that no
+#: second copy of a running trial is ever delivered by the broker.
+DEFAULT_TIME_LIMIT = 3300.0
+#: Seconds without a heartbeat after which a RUNNING trial counts as abandoned.
+DEFAULT_STALE_AFTER = 300.0
+#: Seconds between two reaper passes in each worker.
+DEFAULT_REAP_INTERVAL = 30.0
+
+
+def _seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadInput(name, raw, "expected a number of seconds > 0") from None
+    if not value > 0:
+        raise BadInput(name, raw, "expected a number of seconds > 0")
+    return value
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Broker, queue and timing settings shared by the Celery app, the reaper and the CLI.
+
+    Attributes:
+        broker_url: Redis URL (``redis://`` or ``rediss://``, password allowed in the URL).
+        queue: queue name trials are routed to.
+        visibility_timeout: see :data:`DEFAULT_VISIBILITY_TIMEOUT`.
+        time_limit: see :data:`DEFAULT_TIME_LIMIT`; must be below ``visibility_timeout``.
+        stale_after: see :data:`DEFAULT_STALE_AFTER`.
+        reap_interval: see :data:`DEFAULT_REAP_INTERVAL`.
+    """
+
+    broker_url: str = DEFAULT_BROKER_URL
+    queue: str = DEFAULT_QUEUE
+    visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT
+    time_limit: float = DEFAULT_TIME_LIMIT
+    stale_after: float = DEFAULT_STALE_AFTER
+    reap_interval: float = DEFAULT_REAP_INTERVAL
+
+    def __post_init__(self) -> None:
+        if not self.broker_url.startswith(("redis://", "rediss://")):
+            from service.errors import mask_url
+
+            raise BadInput("broker", mask_url(self.broker_url), "expected a redis:// or rediss:// URL")
+        if self.time_limit >= self.visibility_timeout:
+            raise BadInput(
+                "CAVIAR_TASK_TIME_LIMIT", self.time_limit,
+                f"expected less than the visibility timeout ({self.visibility_timeout:g} s)",
+            )
+
+    @classmethod
+    def from_env(cls, broker_url: str | None = None) -> WorkerSettings:
+        """Read ``CAVIAR_BROKER_URL``, ``CAVIAR_QUEUE``, ``CAVIAR_VISIBILITY_TIMEOUT``,
+        ``CAVIAR_TASK_TIME_LIMIT``, ``CAVIAR_STALE_AFTER`` and ``CAVIAR_REAP_INTERVAL``.
+
+        Args:
+            broker_url: overrides ``CAVIAR_BROKER_URL`` when given (the ``--broker`` option).
+        """
+        visibility = _seconds("CAVIAR_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT)
+        default_limit = min(DEFAULT_TIME_LIMIT, 0.9 * visibility)
+        return cls(
+            broker_url=broker_url or os.environ.get("CAVIAR_BROKER_URL") or DEFAULT_BROKER_URL,
+            queue=os.environ.get("CAVIAR_QUEUE") or DEFAULT_QUEUE,
+            visibility_timeout=visibility,
+            time_limit=_seconds("CAVIAR_TASK_TIME_LIMIT", default_limit),
+            stale_after=_seconds("CAVIAR_STALE_AFTER", DEFAULT_STALE_AFTER),
+            reap_interval=_seconds("CAVIAR_REAP_INTERVAL", DEFAULT_REAP_INTERVAL),
+        )
