@@ -1,0 +1,47 @@
+"""Search: spaces, study files, strategies (grid, random, sobol, coarse-to-fine), round planning, importance.
+
+The public API the service and tests use::
+
+    spec = load_study(text)                      # StudySpec, or BadInput naming "[section] key"
+    plan = plan_round(spec, previous_rounds)     # RoundPlan(index, region, trials) or None
+    shares = importance(spec, params, values)    # name -> share of the objective's variance
+"""
+
+from __future__ import annotations
+
+from core.search.distributions import Choice, Distribution, Int, Log, OneMinusLog, Uniform
+from core.search.importance import importance
+from core.search.plan import RoundPlan, minimizing, plan_round
+from core.search.proposal import propose, round_seed
+from core.search.space import DISTRIBUTIONS, SearchSpace
+from core.search.strategies import C2FOptions, CoarseToFine, Grid, Random, Sobol, Strategy, grid_points
+from core.search.study import OBJECTIVES, STRATEGIES, StudySpec, load_study, parse_study
+
+__all__ = [
+    "Distribution",
+    "Uniform",
+    "Log",
+    "OneMinusLog",
+    "Int",
+    "Choice",
+    "DISTRIBUTIONS",
+    "SearchSpace",
+    "StudySpec",
+    "load_study",
+    "parse_study",
+    "STRATEGIES",
+    "OBJECTIVES",
+    "Strategy",
+    "Grid",
+    "Random",
+    "Sobol",
+    "CoarseToFine",
+    "C2FOptions",
+    "grid_points",
+    "RoundPlan",
+    "plan_round",
+    "minimizing",
+    "propose",
+    "round_seed",
+    "importance",
+]
