@@ -1,0 +1,41 @@
+"""``caviar submit``: record a study, queue its first round on the broker, print the study id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.errors import BadInput
+from service.cli import app
+
+
+@app.command()
+def submit(
+    file: Annotated[Path, typer.Argument(help="Study file (TOML).")],
+    broker: Annotated[
+        str | None, typer.Option("--broker", envvar="CAVIAR_BROKER_URL", help="Redis URL (redis:// or rediss://).")
+    ] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", envvar="CAVIAR_DATABASE_URL", help="Database URL the workers use.")
+    ] = None,
+) -> None:
+    """Submit a study to the workers and exit; print its id. Workers advance it round by round.
+
+    Example:
+        caviar submit examples/digits.toml --broker redis://:pw@queue:6379/0 --db postgresql://u:pw@db/caviar
+    """
+    from service.remote import submit_remote
+    from service.store import open_store
+
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadInput("FILE", str(file), f"a readable study file ({exc.strerror})") from None
+    store = open_store(db)
+    try:
+        study_id, trial_ids = submit_remote(store, text, broker=broker)
+    finally:
+        store.dispose()
+    typer.echo(study_id)

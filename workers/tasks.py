@@ -1,0 +1,31 @@
+"""The one Celery task: run a trial through the shared execution path, then dispatch what it unlocked.
+
+All the logic (claim with the attempt cap, training with per-epoch heartbeats, idempotent recording,
+advancing the round) is in :func:`service.execute.execute_trial`, the same code the local executor of
+``caviar run`` uses; this module only adapts it to Celery.
+"""
+
+from __future__ import annotations
+
+from celery import Task
+
+from workers.app import TRIAL_TASK, app
+from workers.dispatch import dispatch
+from workers.store import worker_store
+
+__all__ = ["run_trial"]
+
+
+@app.task(name=TRIAL_TASK, bind=True)
+def run_trial(self: Task, trial_id: str) -> None:
+    """Run trial ``trial_id`` (a no-op when another delivery already ran or is running it).
+
+    Trials of the next round that this trial's completion queued are sent to the broker before the
+    message is acknowledged, so a crash in between re-delivers this message, whose re-run finds the
+    trial finished and the round already advanced (the reaper re-sends lost messages in any case).
+    """
+    from service.execute import execute_trial
+
+    new_ids = execute_trial(worker_store(), trial_id, worker=self.request.hostname or "celery")
+    if new_ids:
+        dispatch(new_ids, app=self.app)
