@@ -9,24 +9,28 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
 from service.errors import describe, mask_url
-from service.store import Store
+from service.store import Store, repo
 from service.store.models import FINISHED, Study, Trial
 
-__all__ = ["QueueStatus", "submit_remote", "follow", "queue_status", "running_by_worker", "stale_trial_ids"]
+__all__ = ["QueueStatus", "StudyProgress", "submit_remote", "follow", "queue_status", "study_progress"]
 
 
-def submit_remote(store: Store, text: str, *, broker: str | None = None) -> tuple[str, list[str]]:
-    """Record the study in ``text`` (TOML), queue round 0 and send its trials to the broker.
+def submit_remote(
+    store: Store, spec: Any, *, text: str | None = None, broker: str | None = None
+) -> tuple[str, list[str]]:
+    """Record the study, queue round 0 and send its trials to the broker.
+
+    The broker is checked before anything is written, so an unreachable broker leaves no orphan study.
 
     Args:
         store: the study store the workers use.
-        text: the study file's content.
+        spec: the parsed study (:class:`core.search.StudySpec`).
+        text: the study file's content, kept with the study.
         broker: broker URL (default: ``CAVIAR_BROKER_URL``).
 
     Returns:
@@ -35,17 +39,15 @@ def submit_remote(store: Store, text: str, *, broker: str | None = None) -> tupl
     Raises:
         BadInput: the study file is invalid (nothing is written).
     """
-    from core.search import load_study
     from service.orchestrate import submit
     from workers.app import make_app
     from workers.dispatch import dispatch
     from workers.settings import WorkerSettings
 
-    spec = load_study(text)
     settings = WorkerSettings.from_env(broker)
     app = make_app(settings)
     _check_broker(settings.broker_url)
-    study_id, trial_ids = submit(store, spec)
+    study_id, trial_ids = submit(store, spec, text=text)
     dispatch(trial_ids, app=app, queue=settings.queue)
     return study_id, trial_ids
 
@@ -122,35 +124,6 @@ def follow(
         time.sleep(poll)
 
 
-def running_by_worker(store: Store, study_id: str | None = None) -> dict[str, int]:
-    """Number of RUNNING trials per worker name (all studies, or one)."""
-
-    def query(s):  # type: ignore[no-untyped-def]
-        stmt = select(Trial.worker, func.count()).where(Trial.status == "running")
-        if study_id is not None:
-            stmt = stmt.where(Trial.study_id == study_id)
-        return {str(w or "?"): int(n) for w, n in s.execute(stmt.group_by(Trial.worker)).all()}
-
-    return store.run(query)
-
-
-def stale_trial_ids(store: Store, stale_after: float, study_id: str | None = None) -> list[str]:
-    """RUNNING trials whose heartbeat is older than ``stale_after`` seconds by the database's clock."""
-    threshold = store.now() - timedelta(seconds=stale_after)
-
-    def query(s):  # type: ignore[no-untyped-def]
-        stmt = select(Trial.id).where(
-            Trial.status == "running",
-            (Trial.heartbeat_at < threshold)
-            | (Trial.heartbeat_at.is_(None) & (Trial.started_at < threshold)),
-        )
-        if study_id is not None:
-            stmt = stmt.where(Trial.study_id == study_id)
-        return list(s.execute(stmt.order_by(Trial.id)).scalars())
-
-    return store.run(query)
-
-
 @dataclass
 class QueueStatus:
     """What ``caviar status`` shows about the distributed side.
@@ -208,8 +181,8 @@ def queue_status(store: Store, *, broker: str | None = None, study_id: str | Non
         queue=settings.queue,
         queued_messages=queued,
         unacked_messages=unacked,
-        running_by_worker=running_by_worker(store, study_id),
-        stale=stale_trial_ids(store, settings.stale_after, study_id),
+        running_by_worker={w: len(ids) for w, ids in repo.running_by_worker(store, study_id).items()},
+        stale=[row["id"] for row in repo.stale_running(store, settings.stale_after, study_id=study_id)],
         stale_after=settings.stale_after,
         error=error,
     )

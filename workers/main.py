@@ -51,7 +51,6 @@ def run_worker(
 
     warmup(WARMUP_DTYPES)
 
-    from service.execute import MAX_ATTEMPTS
 
     from workers.app import app
     from workers.reaper import Reaper
@@ -61,7 +60,7 @@ def run_worker(
     fmt, task_fmt = _log_format(hostname)
     app.conf.worker_log_format = fmt
     app.conf.worker_task_log_format = task_fmt
-    reaper = Reaper(app, settings, worker_store, MAX_ATTEMPTS)
+    reaper = Reaper(app, settings, worker_store, settings.max_attempts)
 
     def _start_reaper(**_: Any) -> None:
         reaper.start()

@@ -23,18 +23,17 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from celery import Celery
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.errors import describe
-from service.store import Store
-from service.store.clock import db_now
+from service.store import Store, repo
 from service.store.models import FINISHED, Study, Trial
 from workers.broker import message_ids, redis_client
 from workers.dispatch import dispatch
 from workers.settings import WorkerSettings
 
-__all__ = ["ReapReport", "reap_once", "stale_trials", "Reaper"]
+__all__ = ["ReapReport", "reap_once", "lost_messages", "idle_studies", "Reaper"]
 
 log = logging.getLogger("caviar.reaper")
 
@@ -56,79 +55,35 @@ class ReapReport:
         return bool(self.requeued or self.failed or self.resent or self.advanced)
 
 
-def _stale_condition(threshold):  # type: ignore[no-untyped-def]
-    return and_(
-        Trial.status == "running",
-        or_(
-            Trial.heartbeat_at < threshold,
-            and_(Trial.heartbeat_at.is_(None), Trial.started_at < threshold),
-        ),
-    )
+def lost_messages(store: Store, settings: WorkerSettings) -> list[str]:
+    """QUEUED trials of live studies, older than :data:`LOST_MESSAGE_GRACE`, with no message in the broker.
 
-
-def stale_trials(store: Store, stale_after: float) -> list[tuple[str, str, int, str | None]]:
-    """RUNNING trials whose last heartbeat is older than ``stale_after`` seconds.
-
-    Returns:
-        (trial id, study id, attempts, worker) per stale trial.
+    The database is read before the broker, so a trial sent in between is seen in the broker; a trial
+    whose message is between the queue and the unacked hash (kombu moves it in two steps) may be sent
+    twice, which is harmless.
     """
-    threshold = store.now() - timedelta(seconds=stale_after)
-    rows = store.run(
-        lambda s: s.execute(
-            select(Trial.id, Trial.study_id, Trial.attempts, Trial.worker).where(_stale_condition(threshold))
-        ).all()
-    )
-    return [(r[0], r[1], int(r[2]), r[3]) for r in rows]
-
-
-def _requeue_or_fail(store: Store, stale_after: float, max_attempts: int, report: ReapReport) -> set[str]:
-    threshold = store.now() - timedelta(seconds=stale_after)
-    touched: set[str] = set()
-    for trial_id, study_id, attempts, worker in stale_trials(store, stale_after):
-        stale = and_(Trial.id == trial_id, _stale_condition(threshold))
-        if attempts >= max_attempts:
-            error = (
-                f"abandoned {attempts} times (last on {worker}): its process died or lost the database "
-                f"each time; attempt cap {max_attempts} reached"
-            )
-            stmt = update(Trial).where(stale).values(status="failed", error=error, finished_at=db_now())
-            target = report.failed
-        else:
-            stmt = update(Trial).where(stale).values(status="queued", worker=None)
-            target = report.requeued
-
-        def _apply(s: Session, stmt=stmt) -> int:  # type: ignore[no-untyped-def]
-            return s.execute(stmt).rowcount or 0
-
-        if store.run(_apply):
-            target.append(trial_id)
-            touched.add(study_id)
-            log.warning(
-                "trial %s: heartbeat older than %g s (worker %s, attempt %d): %s",
-                trial_id, stale_after, worker, attempts,
-                "failed at the attempt cap" if target is report.failed else "re-queued",
-            )
-    return touched
-
-
-def _lost_messages(store: Store, app: Celery, settings: WorkerSettings) -> list[str]:
-    threshold = store.now() - timedelta(seconds=LOST_MESSAGE_GRACE)
-    queued = store.run(
-        lambda s: s.execute(
-            select(Trial.id).where(Trial.status == "queued", Trial.created_at < threshold)
-        ).scalars().all()
-    )
+    queued = set(repo.queued_trial_ids(store))
     if not queued:
         return []
+    threshold = store.now() - timedelta(seconds=LOST_MESSAGE_GRACE)
+    old = set(
+        store.run(
+            lambda s: s.execute(
+                select(Trial.id).where(Trial.status == "queued", Trial.created_at < threshold)
+            ).scalars().all()
+        )
+    )
     client = redis_client(settings.broker_url)
     try:
         present = message_ids(client, settings.queue)
     finally:
         client.close()
-    return [t for t in queued if t not in present]
+    return sorted(t for t in queued & old if t not in present)
 
 
-def _idle_studies(store: Store) -> list[str]:
+def idle_studies(store: Store) -> list[str]:
+    """Studies still queued or running that have no trial left queued or running."""
+
     def query(s: Session) -> list[str]:
         unfinished = (
             select(Trial.id).where(Trial.study_id == Study.id, Trial.status.not_in(FINISHED)).exists()
@@ -152,16 +107,20 @@ def reap_once(store: Store, app: Celery, settings: WorkerSettings, *, max_attemp
     from service.orchestrate import advance_study
 
     report = ReapReport()
-    touched = _requeue_or_fail(store, settings.stale_after, max_attempts, report)
-    if report.requeued:
-        dispatch(report.requeued, app=app, queue=settings.queue)
-    lost = _lost_messages(store, app, settings)
-    lost = [t for t in lost if t not in set(report.requeued)]
+    requeued, failed = repo.reap_stale(store, settings.stale_after, max_attempts=max_attempts)
+    for trial_id in requeued:
+        log.warning("trial %s: no heartbeat for %g s, re-queued", trial_id, settings.stale_after)
+    for trial_id in failed:
+        log.warning("trial %s: no heartbeat for %g s, failed at the cap", trial_id, settings.stale_after)
+    report.requeued, report.failed = requeued, failed
+    if requeued:
+        dispatch(requeued, app=app, queue=settings.queue)
+    lost = [t for t in lost_messages(store, settings) if t not in set(requeued)]
     if lost:
         log.warning("re-sending %d queued trial(s) missing from the broker: %s", len(lost), ", ".join(lost))
         dispatch(lost, app=app, queue=settings.queue)
-        report.resent.extend(lost)
-    for study_id in sorted(touched | set(_idle_studies(store))):
+        report.resent = lost
+    for study_id in idle_studies(store):
         new_ids = advance_study(store, study_id)
         if new_ids:
             dispatch(new_ids, app=app, queue=settings.queue)

@@ -23,6 +23,8 @@ DEFAULT_TIME_LIMIT = 3300.0
 DEFAULT_STALE_AFTER = 300.0
 #: Seconds between two reaper passes in each worker.
 DEFAULT_REAP_INTERVAL = 30.0
+#: Attempts of a trial before it is marked failed (the store's default cap).
+DEFAULT_MAX_ATTEMPTS = 3
 
 
 def _seconds(name: str, default: float) -> float:
@@ -38,6 +40,19 @@ def _seconds(name: str, default: float) -> float:
     return value
 
 
+def _count(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadInput(name, raw, "expected an integer >= 1") from None
+    if value < 1:
+        raise BadInput(name, raw, "expected an integer >= 1")
+    return value
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     """Broker, queue and timing settings shared by the Celery app, the reaper and the CLI.
@@ -49,6 +64,7 @@ class WorkerSettings:
         time_limit: see :data:`DEFAULT_TIME_LIMIT`; must be below ``visibility_timeout``.
         stale_after: see :data:`DEFAULT_STALE_AFTER`.
         reap_interval: see :data:`DEFAULT_REAP_INTERVAL`.
+        max_attempts: see :data:`DEFAULT_MAX_ATTEMPTS`.
     """
 
     broker_url: str = DEFAULT_BROKER_URL
@@ -57,6 +73,7 @@ class WorkerSettings:
     time_limit: float = DEFAULT_TIME_LIMIT
     stale_after: float = DEFAULT_STALE_AFTER
     reap_interval: float = DEFAULT_REAP_INTERVAL
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
     def __post_init__(self) -> None:
         if not self.broker_url.startswith(("redis://", "rediss://")):
@@ -68,11 +85,14 @@ class WorkerSettings:
                 "CAVIAR_TASK_TIME_LIMIT", self.time_limit,
                 f"expected less than the visibility timeout ({self.visibility_timeout:g} s)",
             )
+        if self.max_attempts < 1:
+            raise BadInput("CAVIAR_MAX_ATTEMPTS", self.max_attempts, "expected an integer >= 1")
 
     @classmethod
     def from_env(cls, broker_url: str | None = None) -> WorkerSettings:
         """Read ``CAVIAR_BROKER_URL``, ``CAVIAR_QUEUE``, ``CAVIAR_VISIBILITY_TIMEOUT``,
-        ``CAVIAR_TASK_TIME_LIMIT``, ``CAVIAR_STALE_AFTER`` and ``CAVIAR_REAP_INTERVAL``.
+        ``CAVIAR_TASK_TIME_LIMIT``, ``CAVIAR_STALE_AFTER``, ``CAVIAR_REAP_INTERVAL`` and
+        ``CAVIAR_MAX_ATTEMPTS``.
 
         Args:
             broker_url: overrides ``CAVIAR_BROKER_URL`` when given (the ``--broker`` option).
@@ -86,4 +106,5 @@ class WorkerSettings:
             time_limit=_seconds("CAVIAR_TASK_TIME_LIMIT", default_limit),
             stale_after=_seconds("CAVIAR_STALE_AFTER", DEFAULT_STALE_AFTER),
             reap_interval=_seconds("CAVIAR_REAP_INTERVAL", DEFAULT_REAP_INTERVAL),
+            max_attempts=_count("CAVIAR_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS),
         )

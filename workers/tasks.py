@@ -11,6 +11,7 @@ from celery import Task
 
 from workers.app import TRIAL_TASK, app
 from workers.dispatch import dispatch
+from workers.settings import WorkerSettings
 from workers.store import worker_store
 
 __all__ = ["run_trial"]
@@ -26,6 +27,12 @@ def run_trial(self: Task, trial_id: str) -> None:
     """
     from service.execute import execute_trial
 
-    new_ids = execute_trial(worker_store(), trial_id, worker=self.request.hostname or "celery")
+    settings: WorkerSettings = self.app.conf.caviar_settings
+    # A redelivered message (its worker died) may take over a trial whose heartbeat went stale at once,
+    # without waiting for a reaper pass.
+    new_ids = execute_trial(
+        worker_store(), trial_id, worker=self.request.hostname or "celery",
+        max_attempts=settings.max_attempts, steal_after=settings.stale_after,
+    )
     if new_ids:
         dispatch(new_ids, app=self.app)

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from core.errors import BadInput
 from service.cli import app
 
 
@@ -28,14 +27,12 @@ def submit(
     """
     from service.remote import submit_remote
     from service.store import open_store
+    from service.study_file import load_study_file
 
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise BadInput("FILE", str(file), f"a readable study file ({exc.strerror})") from None
+    spec = load_study_file(file)  # bad input exits 2 before anything is written
     store = open_store(db)
     try:
-        study_id, trial_ids = submit_remote(store, text, broker=broker)
+        study_id, _ = submit_remote(store, spec, text=file.read_text(encoding="utf-8"), broker=broker)
     finally:
         store.dispose()
     typer.echo(study_id)
