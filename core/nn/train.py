@@ -1,0 +1,244 @@
+"""Training one network: :func:`train` and its :class:`TrainResult`, and :func:`warmup`.
+
+Each epoch is one call of the compiled :func:`core.nn.kernels.train_epoch` (shuffle, gather,
+forward, backward, update for every mini-batch) followed by one compiled validation pass; Python
+runs once per epoch to record history, detect divergence and call ``on_epoch``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from core import hparams
+from core.errors import BadInput
+from core.nn import kernels
+from core.nn.model import Model, code_coef, code_ints
+from core.nn.optim import COEF
+from core.nn.schedule import learning_rate
+
+__all__ = ["TrainResult", "train", "warmup"]
+
+_EVAL_ROWS = 512  # rows per validation chunk
+_warm: set[str] = set()
+
+
+class DatasetLike(Protocol):
+    """What :func:`train` reads from a :class:`core.data.Dataset`."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    n_classes: int
+
+
+@dataclass
+class TrainResult:
+    """The outcome of :func:`train`.
+
+    Attributes:
+        status: ``"complete"``, ``"diverged"`` (a NaN or infinite loss) or ``"cancelled"``
+            (``on_epoch`` returned False).
+        val_loss: mean validation cross-entropy of the returned model (NaN if diverged).
+        val_accuracy: validation accuracy in [0, 1] of the returned model (NaN if diverged).
+        train_loss: mean training loss of the last epoch, averaged over its mini-batches as they
+            were trained (NaN if diverged).
+        epochs_run: epochs started (a diverged epoch counts).
+        seconds: wall time of the epochs and their validation passes (compilation excluded).
+        samples_per_second: training samples per second of the training epochs alone.
+        history: per epoch ``{epoch (1-based), train_loss, val_loss, val_accuracy, learning_rate,
+            seconds}``.
+        model: the trained network.
+    """
+
+    status: str
+    val_loss: float
+    val_accuracy: float
+    train_loss: float
+    epochs_run: int
+    seconds: float
+    samples_per_second: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    model: Model | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict of everything but the model; NaN and infinities become None."""
+        return {
+            "status": self.status,
+            "val_loss": _finite(self.val_loss),
+            "val_accuracy": _finite(self.val_accuracy),
+            "train_loss": _finite(self.train_loss),
+            "epochs_run": self.epochs_run,
+            "seconds": _finite(self.seconds),
+            "samples_per_second": _finite(self.samples_per_second),
+            "history": [
+                {k: _finite(v) if isinstance(v, float) else v for k, v in h.items()} for h in self.history
+            ],
+        }
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """The shuffle seed of one epoch: a fixed mix of the run's seed and the epoch, below 2³²."""
+    return (seed * 2654435761 + epoch * 40503 + 12345) % (2**32)
+
+
+def train(
+    config: Mapping[str, Any],
+    data: DatasetLike,
+    *,
+    on_epoch: Callable[[dict[str, Any]], bool | None] | None = None,
+) -> TrainResult:
+    """Train one network on ``data`` with ``config`` and evaluate it on the validation split.
+
+    Args:
+        config: a full configuration as returned by :func:`core.hparams.resolve` (checked again).
+        data: a :class:`core.data.Dataset` (X arrays (n, features), y int labels in 0..C−1).
+        on_epoch: called after every epoch with that epoch's history entry; returning False
+            stops the run with status ``"cancelled"``.
+
+    Raises:
+        BadInput: ``batch_size`` larger than the training set, or below 2 with batch or
+            switchable norm (batch statistics of one sample do not exist); bad labels or shapes.
+    """
+    config = hparams.resolve(dict(config))
+    dtype = np.dtype(config["dtype"])
+    X = np.ascontiguousarray(data.X_train, dtype=dtype)
+    y = np.ascontiguousarray(data.y_train, dtype=np.int64)
+    Xv = np.ascontiguousarray(data.X_val, dtype=dtype)
+    yv = np.ascontiguousarray(data.y_val, dtype=np.int64)
+    n_classes = int(data.n_classes)
+    _check_data(X, y, Xv, yv, n_classes)
+    n = X.shape[0]
+    batch = int(config["batch_size"])
+    if batch > n:
+        raise BadInput("batch_size", batch, f"at most the training-set size, {n}")
+    if batch < 2 and config["norm"] in ("batch", "switchable"):
+        raise BadInput("batch_size", batch, f"at least 2 with norm={config['norm']} (batch statistics)")
+    warmup((config["dtype"],))
+
+    model = Model.init(config, X.shape[1], n_classes, list(getattr(data, "classes", []) or []))
+    lay = model.layout
+    params, running = model.params, model.running
+    grads = np.zeros_like(params)
+    wbuf = np.zeros_like(params)
+    m1 = np.zeros_like(params)
+    m2 = np.zeros_like(params)
+    offs, ints, coef = lay.offs, code_ints(lay, config), code_coef(config)
+    # one extra row: a last batch of one sample is merged into the previous one
+    hid, vec, rows, lamw, dbuf, logits = kernels.workspace(
+        lay.layers, lay.hidden, n_classes, batch + 1, dtype)
+    xb = np.zeros((batch + 1, X.shape[1]), dtype=dtype)
+    yb = np.zeros(batch + 1, dtype=np.int64)
+    ev = kernels.workspace(lay.layers, lay.hidden, n_classes, _EVAL_ROWS, dtype)
+    ehid, evec, erows, elamw, _, elogits = ev
+
+    def validate() -> tuple[float, float]:
+        loss, acc = kernels.evaluate(
+            Xv, yv, params, wbuf, offs, ints, coef, running, ehid, evec, erows, elamw, elogits)
+        return float(loss), float(acc)
+
+    status, step, history = "complete", 0, []
+    train_loss = val_loss = val_acc = math.nan
+    train_seconds = 0.0
+    start = time.perf_counter()
+    for epoch in range(int(config["epochs"])):
+        lr = learning_rate(config, epoch)
+        coef[COEF["learning_rate"]] = lr
+        t0 = time.perf_counter()
+        train_loss, step = kernels.train_epoch(
+            X, y, _epoch_seed(int(config["seed"]), epoch), batch, params, grads, wbuf, m1, m2, step,
+            offs, ints, coef, running, hid, vec, rows, lamw, dbuf, logits, xb, yb)
+        train_seconds += time.perf_counter() - t0
+        train_loss = float(train_loss)
+        if math.isfinite(train_loss):
+            val_loss, val_acc = validate()
+        else:
+            val_loss = val_acc = math.nan
+        entry = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "val_accuracy": val_acc,
+                 "learning_rate": lr, "seconds": time.perf_counter() - t0}
+        history.append(entry)
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            status = "diverged"
+            val_loss = val_acc = train_loss = math.nan
+            break
+        if on_epoch is not None and on_epoch(dict(entry)) is False:
+            status = "cancelled"
+            break
+    population = config["bn_inference"] == "population" and lay.norm in ("batch", "switchable")
+    if status != "diverged" and population:
+        # the model keeps the population estimate; the final metrics describe that model
+        kernels.population_statistics(X, batch, params, wbuf, offs, ints, coef, running, hid, vec, rows, lamw,
+                                      logits)
+        val_loss, val_acc = validate()
+    seconds = time.perf_counter() - start
+    epochs_run = len(history)
+    return TrainResult(
+        status=status,
+        val_loss=val_loss,
+        val_accuracy=val_acc,
+        train_loss=train_loss,
+        epochs_run=epochs_run,
+        seconds=seconds,
+        samples_per_second=epochs_run * n / train_seconds if train_seconds > 0 else math.nan,
+        history=history,
+        model=model,
+    )
+
+
+def _check_data(X: np.ndarray, y: np.ndarray, Xv: np.ndarray, yv: np.ndarray, n_classes: int) -> None:
+    if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
+        raise BadInput("X_train", X.shape, "a non-empty 2-d array (samples, features)")
+    if Xv.ndim != 2 or Xv.shape[1] != X.shape[1] or Xv.shape[0] < 1:
+        raise BadInput("X_val", Xv.shape, f"a non-empty 2-d array with {X.shape[1]} columns")
+    if y.shape != (X.shape[0],) or yv.shape != (Xv.shape[0],):
+        raise BadInput("y", (y.shape, yv.shape), "one label per row of X_train and X_val")
+    if n_classes < 2:
+        raise BadInput("n_classes", n_classes, "at least 2")
+    for name, labels in (("y_train", y), ("y_val", yv)):
+        if labels.min() < 0 or labels.max() >= n_classes:
+            raise BadInput(name, (int(labels.min()), int(labels.max())), f"labels in 0..{n_classes - 1}")
+
+
+def warmup(dtypes: tuple[str, ...] | list[str] = ("float32",)) -> None:
+    """Compile, or load from numba's on-disk cache, every kernel :func:`train` runs.
+
+    Call it before forking workers: children inherit the compiled code. One tiny training
+    step, validation, prediction and population pass per dtype; each kernel has one
+    specialisation per dtype, which covers every architecture, norm, activation and optimizer.
+    """
+    for name in dtypes:
+        if name in _warm:
+            continue
+        if name not in ("float32", "float64"):
+            raise BadInput("dtype", name, "one of float32, float64")
+        dtype = np.dtype(name)
+        config = hparams.resolve(
+            {"dtype": name, "layers": 1, "hidden_units": 4, "batch_size": 2, "epochs": 1})
+        model = Model.init(config, 3, 2)
+        lay = model.layout
+        params, running = model.params, model.running
+        grads, wbuf, m1, m2 = (np.zeros_like(params) for _ in range(4))
+        ints, coef = code_ints(lay, config), code_coef(config)
+        hid, vec, rows, lamw, dbuf, logits = kernels.workspace(1, 4, 2, 3, dtype)
+        X = np.zeros((4, 3), dtype=dtype)
+        y = np.array([0, 1, 0, 1], dtype=np.int64)
+        xb, yb = np.zeros((3, 3), dtype=dtype), np.zeros(3, dtype=np.int64)
+        kernels.train_epoch(X, y, 0, 2, params, grads, wbuf, m1, m2, 0, lay.offs, ints, coef, running,
+                            hid, vec, rows, lamw, dbuf, logits, xb, yb)
+        kernels.evaluate(X, y, params, wbuf, lay.offs, ints, coef, running, hid, vec, rows, lamw, logits)
+        kernels.population_statistics(X, 2, params, wbuf, lay.offs, ints, coef, running, hid, vec, rows, lamw,
+                                      logits)
+        kernels.predict(X, params, wbuf, lay.offs, ints, coef, running, hid, vec, rows, lamw, logits,
+                        np.zeros((4, 2), dtype=dtype))
+        kernels._prepare_weights(params, wbuf, lay.offs, ints, vec)
+        _warm.add(name)
