@@ -1,0 +1,1 @@
+"""Alembic migrations of caviar's study store (run with ``caviar db upgrade``)."""

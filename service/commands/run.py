@@ -1,0 +1,199 @@
+"""``caviar run``, ``caviar resume`` and ``caviar cancel``: a study's life on the embedded default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from core.errors import BadInput
+from service.cli import EXIT_INTERRUPTED, app, err
+
+if TYPE_CHECKING:
+    from core.search import StudySpec
+    from service.store import Store
+
+_FORMATS = ("table", "json")
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", envvar="CAVIAR_DATABASE_URL", help="Database URL (default: sqlite:///./caviar.db)."),
+]
+FormatOption = Annotated[str, typer.Option("--format", help="Output: table or json.")]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option("--workers", "-w", help="Processes in the local pool (default: the number of cores)."),
+]
+StaleOption = Annotated[
+    float,
+    typer.Option(
+        "--stale-after",
+        help="Seconds without a heartbeat after which a running trial is presumed abandoned and run again.",
+    ),
+]
+
+
+def _check_workers(workers: int | None) -> int:
+    if workers is None:
+        return os.cpu_count() or 1
+    if workers < 1:
+        raise BadInput("--workers", workers, "expected a positive number of processes")
+    return workers
+
+
+def _drive(
+    store: Store, study_id: str, trial_ids: list[str], workers: int, fmt: str, stale_after: float
+) -> None:
+    from service.local import run_local
+    from service.summary import RoundProgress, print_summary
+
+    try:
+        with RoundProgress(store, study_id, enabled=fmt == "table") as progress:
+            state = run_local(
+                store, study_id, trial_ids, workers=workers, stale_after=stale_after,
+                on_finished=progress.update,
+            )
+    except KeyboardInterrupt:
+        err.print(
+            f"interrupted: finished trials are kept; continue with `caviar resume {study_id}`", markup=False
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    print_summary(store, study_id, fmt)
+    if state != "complete":
+        err.print(f"study {study_id} ended {state}", markup=False)
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="Study file (TOML).")],
+    workers: WorkersOption = None,
+    db: DbOption = None,
+    fmt: FormatOption = "table",
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            "--broker", envvar="CAVIAR_BROKER_URL",
+            help="Run on Celery workers through this Redis URL instead of a local pool.",
+        ),
+    ] = None,
+    stale_after: StaleOption = 60.0,
+) -> None:
+    """Run a study to completion on this machine (or on workers with --broker), then show the results.
+
+    Prints a progress bar per round, each round's region and a leaderboard. Ctrl-C stops cleanly
+    (exit 130); `caviar resume STUDY` finishes the study without re-running finished trials.
+
+    Example:
+        caviar run examples/digits.toml --workers 2
+    """
+    from service.local import single_thread_env
+
+    single_thread_env()  # before numpy and numba are imported
+    from service.output import check_format
+    from service.study_file import load_study_file
+
+    check_format(fmt, _FORMATS)
+    n = _check_workers(workers)
+    spec = load_study_file(file)  # a bad file exits 2 here, before any database is touched
+    text = file.read_text(encoding="utf-8")
+    from service.store import open_store
+
+    store = open_store(db)
+    try:
+        if broker:
+            _run_remote(store, spec, text, broker, fmt)
+            return
+        from service.orchestrate import submit
+
+        study_id, trial_ids = submit(store, spec, text=text)
+        err.print(f"study {study_id}: {len(trial_ids)} trials in round 0, {n} worker processes", markup=False)
+        _drive(store, study_id, trial_ids, n, fmt, stale_after)
+    finally:
+        store.dispose()
+
+
+def _run_remote(store: Store, spec: StudySpec, text: str, broker: str, fmt: str) -> None:
+    from service.remote import follow, submit_remote
+    from service.summary import RoundProgress, print_summary
+
+    study_id, trial_ids = submit_remote(store, spec, text=text, broker=broker)
+    err.print(f"study {study_id}: {len(trial_ids)} trials sent to the workers", markup=False)
+    try:
+        with RoundProgress(store, study_id, enabled=fmt == "table") as progress:
+            state = follow(store, study_id, on_progress=lambda _p: progress.update())
+    except KeyboardInterrupt:
+        err.print(f"stopped following; study {study_id} goes on on the workers", markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    print_summary(store, study_id, fmt)
+    if state != "complete":
+        raise typer.Exit(1)
+
+
+@app.command()
+def resume(
+    study: Annotated[str, typer.Argument(help="Study id (see `caviar status`).")],
+    workers: WorkersOption = None,
+    db: DbOption = None,
+    fmt: FormatOption = "table",
+    stale_after: StaleOption = 60.0,
+) -> None:
+    """Finish an interrupted study with a local pool, without re-running any finished trial.
+
+    Example:
+        caviar resume digits-c2f-3fa9b1 --workers 2
+    """
+    from service.local import single_thread_env
+
+    single_thread_env()
+    from service.output import check_format
+    from service.store import open_store, repo
+
+    check_format(fmt, _FORMATS)
+    n = _check_workers(workers)
+    store = open_store(db)
+    try:
+        row = repo.require_study(store, study)
+        if row.state == "cancelled":
+            raise BadInput("study", study, "expected a study that was not cancelled")
+        if row.state == "complete":
+            from service.summary import print_summary
+
+            err.print(f"study {study} is already complete", markup=False)
+            print_summary(store, study, fmt)
+            return
+        queued = repo.queued_trial_ids(store, study)
+        err.print(
+            f"study {study}: resuming with {len(queued)} queued trials, {n} worker processes", markup=False
+        )
+        _drive(store, study, queued, n, fmt, stale_after)
+    finally:
+        store.dispose()
+
+
+@app.command()
+def cancel(
+    study: Annotated[str, typer.Argument(help="Study id.")],
+    db: DbOption = None,
+) -> None:
+    """Cancel a study: queued trials are cancelled, running ones stop at their next epoch.
+
+    Finished trials are kept.
+
+    Example:
+        caviar cancel digits-c2f-3fa9b1
+    """
+    from service.store import open_store, repo
+
+    store = open_store(db)
+    try:
+        row = repo.require_study(store, study)
+        if row.state in ("complete", "failed", "cancelled"):
+            err.print(f"study {study} is already {row.state}", markup=False)
+            return
+        n = repo.cancel_study(store, study)
+        err.print(f"study {study} cancelled ({n} queued trials cancelled)", markup=False)
+    finally:
+        store.dispose()

@@ -1,0 +1,104 @@
+"""Running one trial: the code shared by the local process pool and Celery workers.
+
+:func:`execute_trial` claims the trial (a lease: status ``running`` and the attempt number), trains
+it with a heartbeat and a learning-curve row written every epoch, records the outcome once, and
+advances the study. Every step is idempotent, so a trial delivered twice runs and is stored once, and
+a worker that dies mid-trial leaves a stale heartbeat for a reaper (or ``caviar resume``) to requeue.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from service.errors import describe
+from service.orchestrate import advance_study, study_spec
+from service.store import Store, StoreError, repo
+
+__all__ = ["MAX_ATTEMPTS", "execute_trial", "trial_config", "trial_dataset"]
+
+#: Attempts of a trial before it is marked failed (a trial that kills its worker cannot loop forever).
+MAX_ATTEMPTS = repo.DEFAULT_MAX_ATTEMPTS
+
+_datasets: dict[tuple[Any, ...], Any] = {}
+_datasets_lock = threading.Lock()
+
+
+def trial_config(spec: Any, params: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The full training configuration of a trial: ``[fixed]``, then the trial's params, then its seed."""
+    from core.hparams import resolve
+
+    return resolve({**spec.fixed, **params, "seed": seed})
+
+
+def trial_dataset(spec: Any, dtype: str) -> Any:
+    """The study's dataset in ``dtype``, loaded once per process (trials of a study share it)."""
+    key = (spec.dataset, spec.data, spec.target, spec.seed, spec.val_fraction, dtype)
+    with _datasets_lock:
+        data = _datasets.get(key)
+    if data is None:
+        from core.data import load_dataset
+
+        data = load_dataset(
+            spec.dataset, path=spec.data, target=spec.target, seed=spec.seed,
+            val_fraction=spec.val_fraction, dtype=dtype,
+        )
+        with _datasets_lock:
+            _datasets[key] = data
+    return data
+
+
+def execute_trial(
+    store: Store,
+    trial_id: str,
+    *,
+    worker: str,
+    max_attempts: int = MAX_ATTEMPTS,
+    steal_after: float | None = None,
+) -> list[str]:
+    """Run one trial to its end and advance its study.
+
+    Args:
+        store: the study store (opened in this process).
+        trial_id: the trial to run; one already finished (or running under a live lease) is skipped.
+        worker: a name for whoever runs it, shown by ``caviar status``.
+        max_attempts: past this many attempts the trial is marked ``failed`` instead of run.
+        steal_after: also take over a running trial whose heartbeat is older than this many seconds.
+
+    Returns:
+        Ids of trials newly queued by advancing the study (the caller dispatches them).
+
+    Raises:
+        StoreError: the database stayed unreachable (past ``store.retry_seconds``); the trial is left
+            ``running`` with a stale heartbeat, for the reaper or ``caviar resume``.
+    """
+    claim = repo.claim_trial(store, trial_id, worker, max_attempts=max_attempts, steal_after=steal_after)
+    if claim is None:
+        row = repo.trial(store, trial_id)
+        # Finished already (a duplicate delivery, or a crash after recording): the study may still need
+        # advancing if the process that recorded it died before doing so.
+        return advance_study(store, row.study_id) if row is not None else []
+    try:
+        spec = study_spec(store, claim.study_id)
+        config = trial_config(spec, claim.params, claim.seed)
+        data = trial_dataset(spec, config["dtype"])
+        from core.nn import train
+
+        def on_epoch(entry: dict[str, Any]) -> bool:
+            return repo.epoch_tick(store, trial_id, claim.attempt, entry)
+
+        result = train(config, data, on_epoch=on_epoch)
+    except StoreError:
+        raise
+    except Exception as exc:  # the trial failed; the study goes on
+        repo.finish_trial(store, trial_id, claim.attempt, "failed", error=describe(exc))
+    else:
+        metrics = {key: getattr(result, key, None) for key in repo.METRICS}
+        if result.status == "cancelled":
+            study = repo.get_study(store, claim.study_id)
+            if study is not None and study.state == "cancelled":
+                repo.finish_trial(store, trial_id, claim.attempt, "cancelled", metrics)
+            # Otherwise the lease was lost (the trial was requeued): its new holder records the result.
+        else:
+            repo.finish_trial(store, trial_id, claim.attempt, result.status, metrics)
+    return advance_study(store, claim.study_id)

@@ -1,0 +1,141 @@
+"""Submitting studies and advancing them round by round.
+
+Both functions are idempotent and safe to call from any process at any time: :func:`advance_study`
+recomputes the next round from the stored results with the pure ``core.search.plan_round`` and
+creates it under the unique constraint ``(study_id, round_index)``, so two processes racing create it
+once. A process that loses the race gets no ids back; the winner dispatches them. A crash between
+creating a round and dispatching it leaves ``queued`` trials that ``caviar resume`` (local) or the
+reaper (Celery) dispatch again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import threading
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from service.store import Store, repo
+
+__all__ = ["submit", "advance_study", "study_spec", "trial_id", "trial_seed"]
+
+_specs: dict[str, Any] = {}
+_specs_lock = threading.Lock()
+
+
+def trial_id(study_id: str, round_index: int, index: int) -> str:
+    """The deterministic id of trial ``index`` of round ``round_index``."""
+    return f"{study_id}-r{round_index}-t{index}"
+
+
+def trial_seed(spec: Any, round_index: int, index: int) -> int:
+    """A trial's training seed: ``[fixed] seed`` if set, else derived from the study seed and the trial's
+    position (round, index), so two submissions of the same study file train identical trials."""
+    if "seed" in spec.fixed:
+        return int(spec.fixed["seed"])
+    digest = hashlib.sha256(f"caviar-trial:{spec.seed}:{round_index}:{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-").lower()
+    return (slug or "study")[:60]
+
+
+def study_spec(store: Store, study_id: str) -> Any:
+    """The study's :class:`core.search.StudySpec`, parsed from its stored table (memoized per process)."""
+    with _specs_lock:
+        spec = _specs.get(study_id)
+    if spec is not None:
+        return spec
+    from core.search import parse_study
+
+    study = repo.require_study(store, study_id)
+    # The normalised spec round-trips through parse_study and keeps data paths resolved.
+    spec = parse_study(study.spec)
+    with _specs_lock:
+        _specs[study_id] = spec
+    return spec
+
+
+# --- submit and advance ----------------------------------------------------------------------------------
+
+
+def _round_trials(study_id: str, spec: Any, plan: Any) -> list[tuple[str, int, dict[str, Any], int]]:
+    return [
+        (trial_id(study_id, plan.index, i), i, dict(params), trial_seed(spec, plan.index, i))
+        for i, params in enumerate(plan.trials)
+    ]
+
+
+def submit(store: Store, spec: Any, *, text: str | None = None) -> tuple[str, list[str]]:
+    """Record a study and its round 0; return (study id, trial ids to dispatch).
+
+    Args:
+        store: the study store.
+        spec: the parsed study (:class:`core.search.StudySpec`).
+        text: the study file's text, kept for reference (workers re-parse ``spec.to_dict()``).
+
+    Raises:
+        BadInput: the study proposes no trial at all.
+    """
+    from core.errors import BadInput
+    from core.search import plan_round
+
+    raw = json.loads(json.dumps(spec.raw))  # as the database will give it back
+    plan = plan_round(spec, [])
+    if plan is None or not plan.trials:
+        raise BadInput("[strategy]", spec.strategy, "expected a study that proposes at least one trial")
+    for _ in range(5):
+        study_id = f"{_slug(spec.name)}-{secrets.token_hex(3)}"
+        try:
+            repo.create_study(
+                store, study_id=study_id, name=spec.name, spec_raw=raw, spec=spec.to_dict(), spec_text=text,
+                seed=int(spec.seed), objective=spec.objective, strategy=spec.strategy,
+            )
+            break
+        except IntegrityError:
+            continue
+    else:
+        raise RuntimeError("could not allocate a unique study id")
+    with _specs_lock:
+        _specs[study_id] = spec
+    trials = _round_trials(study_id, spec, plan)
+    repo.create_round(store, study_id, plan.index, plan.region, None, trials)
+    return study_id, [t[0] for t in trials]
+
+
+def advance_study(store: Store, study_id: str) -> list[str]:
+    """Create the next round if the latest one is finished, or mark the study complete.
+
+    Idempotent; safe to call concurrently from many processes.
+
+    Returns:
+        The ids of trials this call queued (empty if nothing was due or another process created the
+        round first; that process dispatches them).
+    """
+    from core.search import plan_round
+
+    study = repo.get_study(store, study_id)
+    if study is None or study.state in ("complete", "failed", "cancelled"):
+        return []
+    latest = repo.latest_round(store, study_id)
+    if latest is not None and not repo.round_finished(store, study_id, latest):
+        return []
+    spec = study_spec(store, study_id)
+    previous = repo.round_results(store, study_id, study.objective)
+    if latest is not None:
+        previous = previous[: latest + 1]
+    plan = plan_round(spec, previous)
+    if plan is None or not plan.trials:
+        repo.set_study_state(store, study_id, "complete", only_from=("queued", "running"))
+        return []
+    trials = _round_trials(study_id, spec, plan)
+    parent = plan.index - 1 if plan.index > 0 else None
+    if repo.create_round(store, study_id, plan.index, plan.region, parent, trials):
+        return [t[0] for t in trials]
+    return []

@@ -1,0 +1,138 @@
+"""The study store's tables, as typed SQLAlchemy 2.0 models.
+
+Four tables: ``studies`` (one per submission), ``rounds`` (one per round of a study, with its search
+region), ``trials`` (one per configuration, with its final metrics) and ``epochs`` (learning curves).
+Unique constraints make every write idempotent: a round is keyed by ``(study_id, round_index)``, a
+trial by its deterministic id (and ``(study_id, round_index, trial_index)``), an epoch by
+``(trial_id, epoch)``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Base",
+    "Study",
+    "Round",
+    "Trial",
+    "Epoch",
+    "STUDY_STATES",
+    "TRIAL_STATUSES",
+    "FINISHED",
+]
+
+#: States of a study.
+STUDY_STATES = ("queued", "running", "complete", "failed", "cancelled")
+#: Statuses of a trial.
+TRIAL_STATUSES = ("queued", "running", "complete", "diverged", "failed", "cancelled")
+#: Trial statuses that are final: such a trial is never run again.
+FINISHED = ("complete", "diverged", "failed", "cancelled")
+
+
+class Base(DeclarativeBase):
+    """Declarative base; JSON-typed ``dict``/``list`` columns map to :class:`sqlalchemy.JSON`."""
+
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Study(Base):
+    """One submitted study: its spec as given, its parsed spec and its state."""
+
+    __tablename__ = "studies"
+
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    #: The study file's table as given (``StudySpec.raw``).
+    spec_raw: Mapped[dict[str, Any]]
+    #: The parsed, normalised spec (``StudySpec.to_dict()``).
+    spec: Mapped[dict[str, Any]]
+    #: The study file's text, when submitted from a file (kept so a worker can re-parse it exactly).
+    spec_text: Mapped[str | None] = mapped_column(Text)
+    seed: Mapped[int] = mapped_column(Integer)
+    objective: Mapped[str] = mapped_column(String(32))
+    strategy: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Round(Base):
+    """One round of a study: the region it searched and the round it zoomed from."""
+
+    __tablename__ = "rounds"
+    __table_args__ = (UniqueConstraint("study_id", "round_index", name="uq_rounds_study_round"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    round_index: Mapped[int] = mapped_column(Integer)
+    #: name -> [low, high] in parameter units, or the list of allowed choices.
+    region: Mapped[dict[str, Any]]
+    parent_index: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Trial(Base):
+    """One configuration of a study, its life cycle and its final metrics."""
+
+    __tablename__ = "trials"
+    __table_args__ = (
+        UniqueConstraint("study_id", "round_index", "trial_index", name="uq_trials_study_round_index"),
+        Index("ix_trials_study_status", "study_id", "status"),
+        Index("ix_trials_study_val_loss", "study_id", "val_loss"),
+        Index("ix_trials_study_val_accuracy", "study_id", "val_accuracy"),
+        Index("ix_trials_study_round", "study_id", "round_index"),
+    )
+
+    id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    round_index: Mapped[int] = mapped_column(Integer)
+    trial_index: Mapped[int] = mapped_column(Integer)
+    #: The searched hyperparameters of this trial (``[fixed]`` keys are in the study's spec).
+    params: Mapped[dict[str, Any]]
+    seed: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Last sign of life of the running attempt, by the database's clock.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)
+    val_loss: Mapped[float | None] = mapped_column(Float)
+    val_accuracy: Mapped[float | None] = mapped_column(Float)
+    train_loss: Mapped[float | None] = mapped_column(Float)
+    epochs_run: Mapped[int | None] = mapped_column(Integer)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    samples_per_second: Mapped[float | None] = mapped_column(Float)
+
+
+class Epoch(Base):
+    """One epoch of a trial's learning curve."""
+
+    __tablename__ = "epochs"
+
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    train_loss: Mapped[float | None] = mapped_column(Float)
+    val_loss: Mapped[float | None] = mapped_column(Float)
+    val_accuracy: Mapped[float | None] = mapped_column(Float)
+    learning_rate: Mapped[float | None] = mapped_column(Float)
+    seconds: Mapped[float | None] = mapped_column(Float)
