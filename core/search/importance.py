@@ -4,10 +4,11 @@ The chapter's 7.1.1 ranks hyperparameters by importance (learning rate first, Ad
 warns that the order depends on the problem; this module measures it. The estimator is the first-order
 functional ANOVA (Hutter, Hoos & Leyton-Brown, ICML 2014) of a random-forest surrogate:
 
-1. Map each trial to the unit cube (so a learning rate counts in ``r = log10 α``), replace diverged or
-   failed trials (NaN) by the worst value, and rank-transform the objective (robust to a few huge losses;
-   importance is then direction-free).
-2. Fit a random forest ``f`` on (unit point, rank).
+1. Map each trial to the unit cube (so a learning rate counts in ``r = log10 α``) and give diverged or
+   failed trials (NaN) a value worse than the worst finished trial by the finished trials' range (so
+   "this setting diverges" is an effect the forest can see).
+2. Fit a random forest ``f`` on (unit point, objective), the objective as is (as fANOVA does: a
+   rank transform would inflate tiny effects inside groups separated by a large one).
 3. Under the uniform measure on the unit cube (the one every strategy samples from), the main effect of
    dimension ``i`` is ``f_i(x_i) = E[f(x) | x_i]``, estimated by averaging ``f`` over a Monte Carlo
    sample of the other dimensions, on a grid of ``x_i`` values. Its variance over ``x_i``, divided by the
@@ -82,12 +83,11 @@ def importance(
         raise BadInput("trials", int(finite.sum()), f"importance needs at least {MIN_TRIALS} finished trials")
     if maximize:
         y = -y
-    y[~finite] = np.max(y[finite])  # diverged: as bad as the worst finished trial
+    worst, spread = float(np.max(y[finite])), float(np.ptp(y[finite]))
+    y[~finite] = worst + (spread if spread > 0 else max(abs(worst), 1.0))
     if np.ptp(y) == 0:
         return {k: 0.0 for k in space.names}
-    from scipy.stats import rankdata
-
-    target = rankdata(y) / len(y)
+    target = y
     X = np.stack([space.to_unit(p) for p in params])
     d = len(space)
     forest = RandomForestRegressor(n_estimators=128, min_samples_leaf=2, random_state=seed, n_jobs=1)

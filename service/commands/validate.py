@@ -1,0 +1,75 @@
+"""`caviar validate FILE`: check a study file and summarise it, without running anything."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core.errors import BadInput
+from core.search import StudySpec
+from service.cli import app
+from service.study_file import load_study_file
+
+_FORMATS = ("table", "json")
+
+
+def summary(spec: StudySpec) -> dict[str, Any]:
+    """JSON-safe summary of a validated study: what `caviar validate --format json` prints."""
+    return {
+        "valid": True,
+        "name": spec.name,
+        "dataset": spec.dataset,
+        "data": spec.data,
+        "target": spec.target,
+        "objective": spec.objective,
+        "direction": "maximize" if spec.maximize else "minimize",
+        "strategy": spec.strategy,
+        "options": spec.options,
+        "budget": spec.budget,
+        "seed": spec.seed,
+        "val_fraction": spec.val_fraction,
+        "space": {k: {"distribution": d.describe(), "region": d.region()} for k, d in spec.space.dims.items()},
+        "fixed": spec.fixed,
+    }
+
+
+@app.command()
+def validate(
+    file: Annotated[Path, typer.Argument(help="Study file (TOML).", show_default=False)],
+    format: Annotated[str, typer.Option("--format", "-f", help="Output: table or json.")] = "table",
+) -> None:
+    """Check a study file and print its strategy, trial budget, searched space and fixed keys.
+
+    Exit 0 when valid; 2 with one line naming the section and key when not.
+
+    Example: caviar validate examples/digits.toml --format json
+    """
+    if format not in _FORMATS:
+        raise BadInput("--format", format, "expected one of " + ", ".join(_FORMATS))
+    spec = load_study_file(file)
+    info = summary(spec)
+    if format == "json":
+        typer.echo(json.dumps(info, indent=2))
+        return
+    out = Console(highlight=False, soft_wrap=True)
+    where = spec.dataset or f"{spec.data}" + (f" (target {spec.target})" if spec.target else "")
+    knobs = ", ".join(f"{k}={v}" for k, v in spec.options.items() if v is not None)
+    out.print(f"study {spec.name}: valid", markup=False)
+    out.print(f"  data       {where}, val_fraction {spec.val_fraction:g}", markup=False)
+    out.print(f"  objective  {spec.objective} ({info['direction']})", markup=False)
+    out.print(f"  strategy   {spec.strategy} ({knobs})", markup=False)
+    out.print(f"  budget     at most {info['budget']} trials, seed {spec.seed}", markup=False)
+    table = Table("searched", "distribution", "region")
+    for k, d in spec.space.dims.items():
+        table.add_row(k, d.describe(), str(d.region()))
+    out.print(table)
+    if spec.fixed:
+        fixed = Table("fixed", "value")
+        for k, v in spec.fixed.items():
+            fixed.add_row(k, str(v))
+        out.print(fixed)
