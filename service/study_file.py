@@ -26,7 +26,9 @@ def load_study_file(path: str | Path) -> StudySpec:
     except FileNotFoundError:
         raise BadInput("FILE", str(path), "expected an existing study file (.toml)") from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise BadInput("FILE", str(path), f"expected a readable UTF-8 study file ({type(exc).__name__})") from None
+        raise BadInput(
+            "FILE", str(path), f"expected a readable UTF-8 study file ({type(exc).__name__})"
+        ) from None
     spec = load_study(text)
     if spec.data is not None and not Path(spec.data).is_absolute():
         spec = dataclasses.replace(spec, data=str((p.parent / spec.data).resolve()))

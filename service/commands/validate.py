@@ -33,7 +33,9 @@ def summary(spec: StudySpec) -> dict[str, Any]:
         "budget": spec.budget,
         "seed": spec.seed,
         "val_fraction": spec.val_fraction,
-        "space": {k: {"distribution": d.describe(), "region": d.region()} for k, d in spec.space.dims.items()},
+        "space": {
+            k: {"distribution": d.describe(), "region": d.region()} for k, d in spec.space.dims.items()
+        },
         "fixed": spec.fixed,
     }
 
