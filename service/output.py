@@ -95,8 +95,10 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)
-        if value != 0 and (abs(value) >= 10_000 or abs(value) < 1e-3):
-            return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:.3g}"
+        if 10_000 <= abs(value) < 1e7:
+            return f"{value:,.0f}"
+        if value != 0 and (abs(value) >= 1e7 or abs(value) < 1e-3):
+            return f"{value:.3g}"
         return f"{value:.4g}"
     if isinstance(value, dt.datetime):
         return value.isoformat(sep=" ", timespec="seconds")

@@ -113,7 +113,7 @@ def test_table_output_without_a_terminal_has_no_bar_or_escapes() -> None:
     proc = caviar("train", "--dataset", "iris", *FAST, "--set", "batch_size=16")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "\x1b[" not in out and "training" not in out
+    assert "\x1b[" not in out and "3/3" not in out  # no colours, no "epochs done/total" bar
     assert "complete" in out and "val_accuracy" in out and "per epoch" in out
     assert "iris: 120 training / 30 validation rows, 4 features, 3 classes" in out
 
@@ -138,8 +138,22 @@ def test_progress_bar_is_drawn_on_a_terminal() -> None:
     os.close(parent)
     assert proc.wait(timeout=300) == 0
     screen = b"".join(chunks).decode(errors="replace")
-    assert "training" in screen and "3/3" in screen
+    assert "3/3" in screen  # the bar's "epochs done/total"
     assert "complete" in screen
+
+
+def test_diverged_run_is_a_result_with_exit_0() -> None:
+    # A huge plain-SGD step on an unnormalized deep net overflows within a few epochs (seeded, so always)
+    args = ["--dataset", "iris", "--set", "learning_rate=10", "--set", "optimizer=sgd", "--set", "norm=none",
+            "--set", "layers=3", "--set", "epochs=5"]
+    proc = caviar("train", *args, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["status"] == "diverged"
+    assert report["val_loss"] is None and report["val_accuracy"] is None
+    assert report["epochs_run"] == len(report["history"]) < 5
+    table = caviar("train", *args)
+    assert table.returncode == 0 and "diverged" in table.stdout and "NaN or infinite" in table.stdout
 
 
 def test_csv_round_trip_and_save(tmp_path: Path) -> None:
@@ -158,7 +172,10 @@ def test_csv_round_trip_and_save(tmp_path: Path) -> None:
         assert arrays["classes"].tolist() == ["setosa", "versicolor", "virginica"]
         assert arrays["input_mean"].shape == arrays["input_scale"].shape == (4,)
         assert set(report["saved"]["arrays"]) == names
-        assert len(names) > 3  # the network's own arrays
+        # the network's own arrays (names documented in core.nn.model): 4 -> 32 -> 32 -> 3 with batch norm
+        assert [arrays[f"W{i}"].shape for i in range(3)] == [(4, 32), (32, 32), (32, 3)]
+        assert {"gamma0", "beta0", "running_mean0", "running_var0", "b2", "meta"} <= names
+        assert json.loads(arrays["meta"].item())["classes"] == ["setosa", "versicolor", "virginica"]
 
 
 def test_npz_round_trip(tmp_path: Path) -> None:

@@ -146,8 +146,8 @@ def _percent(value: Any) -> str:
     return f"{value:.2%}" if isinstance(value, float) and math.isfinite(value) else format_value(value)
 
 
-def _seconds(value: Any) -> str:
-    return f"{value:.2f}" if isinstance(value, float) and math.isfinite(value) else format_value(value)
+def _seconds(value: Any, digits: int = 2) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, float) and math.isfinite(value) else format_value(value)
 
 
 def _print_table(report: dict[str, Any]) -> None:
@@ -198,7 +198,7 @@ def _print_table(report: dict[str, Any]) -> None:
                 format_value(entry.get("val_loss")),
                 _percent(entry.get("val_accuracy")),
                 format_value(entry.get("learning_rate")),
-                format_value(entry.get("seconds")),
+                _seconds(entry.get("seconds"), 3),
             )
         out.print(epochs)
     if report.get("saved"):
