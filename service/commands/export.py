@@ -1,0 +1,60 @@
+"""``caviar export``: every trial of a study to a CSV or JSON file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.errors import BadInput
+from service.cli import app, err
+from service.commands._options import DbOption, StudyArgument
+
+
+@app.command()
+def export(
+    study: StudyArgument,
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write: .csv or .json.")],
+    curves: Annotated[
+        bool, typer.Option("--curves/--no-curves", help="Include each trial's learning curve (JSON only).")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Write every trial of a study (parameters, status, metrics) to a CSV or JSON file.
+
+    JSON holds the study record and a `trials` list (with `curves`, each trial's `epochs`);
+    CSV has one row per trial with one `param.NAME` column per hyperparameter.
+
+    Example:
+        caviar export digits-c2f-3fa9b1 -o digits.csv
+    """
+    from service.output import dumps, to_csv
+    from service.store import open_store, repo
+    from service.views import flat_trial, study_record, trial_record
+
+    kind = output.suffix.lower()
+    if kind not in (".csv", ".json"):
+        raise BadInput("--output", str(output), "expected a file name ending in .csv or .json")
+    if not output.absolute().parent.is_dir():
+        raise BadInput("--output", str(output), "expected a file in an existing directory")
+    if curves and kind == ".csv":
+        raise BadInput("--curves", True, "learning curves are exported to .json files only")
+    store = open_store(db)
+    try:
+        row = repo.require_study(store, study)
+        records = [trial_record(r) for r in repo.trial_rows(store, study, objective=row.objective)]
+        if kind == ".csv":
+            text = to_csv([flat_trial(r) for r in records])
+        else:
+            if curves:
+                by_trial = repo.epochs_of(store, [r["id"] for r in records])
+                for r in records:
+                    r["epochs"] = [
+                        {k: v for k, v in e.items() if k != "trial_id"} for e in by_trial.get(r["id"], [])
+                    ]
+            text = dumps({**study_record(store, row), "trials": records}) + "\n"
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {len(records)} trials of {study} to {output}", markup=False)
+    finally:
+        store.dispose()

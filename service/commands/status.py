@@ -1,0 +1,104 @@
+"""``caviar status``: every study, or one study's state, rounds, counts by status and best trial."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from service.cli import app
+from service.commands._options import DbOption, ReadFormatOption
+from service.output import check_format, dumps, format_value, render, stdout_console
+
+
+@app.command()
+def status(
+    study: Annotated[str | None, typer.Argument(help="Study id; omit to list every study.")] = None,
+    db: DbOption = None,
+    fmt: ReadFormatOption = "table",
+) -> None:
+    """Show every study, or one study's state, rounds, counts by status and best trial so far.
+
+    `--format json` gives, per study, an object with id, name, state, rounds, counts and best.
+
+    Example:
+        caviar status digits-c2f-3fa9b1 --format json
+    """
+    from service.store import open_store, repo
+    from service.summary import format_region
+    from service.views import study_record
+
+    check_format(fmt)
+    store = open_store(db)
+    try:
+        if study is None:
+            records = [study_record(store, s) for s in repo.list_studies(store)]
+            if fmt == "json":
+                sys.stdout.write(dumps(records) + "\n")
+                return
+            rows = [
+                {
+                    "id": r["id"], "name": r["name"], "state": r["state"], "strategy": r["strategy"],
+                    "objective": r["objective"], "rounds": len(r["rounds"]), "trials": r["trials"],
+                    "done": sum(n for s, n in r["counts"].items() if s not in ("queued", "running")),
+                    "best": (r["best"] or {}).get(r["objective"]),
+                    "created": r["created_at"],
+                }
+                for r in records
+            ]
+            render(rows, None, fmt, title=f"Studies in {store.safe_url}")
+            return
+        record = study_record(store, repo.require_study(store, study))
+        extras = _distributed(store, study)
+        if extras is not None:
+            record["workers"] = extras
+        if fmt == "json":
+            sys.stdout.write(dumps(record) + "\n")
+            return
+        if fmt == "csv":
+            rows = [
+                {
+                    "round": r["index"], "trials": r["trials"],
+                    **{s: r["counts"].get(s, 0) for s in record["counts"]},
+                    "region": dumps(r["region"]),
+                }
+                for r in record["rounds"]
+            ]
+            render(rows, None, "csv")
+            return
+        console = stdout_console()
+        best = record["best"]
+        console.print(
+            f"[bold]{record['id']}[/bold]  {record['state']}  ({record['strategy']}, {record['objective']}, "
+            f"dataset {record['dataset']})"
+        )
+        counts = "  ".join(f"{s} {n}" for s, n in record["counts"].items() if n)
+        console.print(f"trials: {record['trials']}  ({counts or 'none'})")
+        if best:
+            console.print(
+                f"best: {best['id']}  {record['objective']} {format_value(best[record['objective']])}  "
+                f"params {dumps(best['params'])}"
+            )
+        rows = [
+            {"round": r["index"], "trials": r["trials"],
+             "done": sum(n for s, n in r["counts"].items() if s not in ("queued", "running")),
+             "region": format_region(r["region"])}
+            for r in record["rounds"]
+        ]
+        render(rows, ["round", "trials", "done", "region"], "table", title="Rounds", console=console)
+        if extras:
+            console.print(f"workers: {dumps(extras)}")
+    finally:
+        store.dispose()
+
+
+def _distributed(store, study_id: str):  # type: ignore[no-untyped-def]
+    """Running trials per worker and stale trials, when any trial is running."""
+    from service.store import repo
+
+    running = repo.running_by_worker(store, study_id)
+    if not running:
+        return None
+    stale = [r["id"] for r in repo.stale_running(store, 60.0, study_id=study_id)]
+    return {"running_by_worker": {w: len(ids) for w, ids in running.items()}, "stale": stale}
