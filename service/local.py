@@ -43,8 +43,10 @@ def single_thread_env() -> None:
 
 
 def warmup_for(spec: Any) -> None:
-    """Compile or load the engine's kernels for every dtype the study can use, before forking."""
+    """Compile or load the engine's kernels for every dtype the study can use, and load the study's
+    dataset, before forking: children inherit both instead of each paying for them."""
     from core.nn import warmup
+    from service.execute import trial_dataset
 
     dtypes: set[str] = set()
     if "dtype" in spec.fixed:
@@ -54,6 +56,8 @@ def warmup_for(spec: Any) -> None:
     else:
         dtypes.add("float32")
     warmup(tuple(sorted(dtypes)))
+    for dtype in sorted(dtypes):
+        trial_dataset(spec, dtype)
 
 
 # --- the child side ------------------------------------------------------------------------------------

@@ -14,23 +14,36 @@ from service.store import Store, repo
 from service.store.models import FINISHED
 from service.views import study_record, trial_record
 
-__all__ = ["RoundProgress", "print_summary", "format_region", "LEADERBOARD_SIZE"]
+__all__ = ["RoundProgress", "print_summary", "format_region", "study_kinds", "LEADERBOARD_SIZE"]
 
 #: Trials shown in the leaderboard after a run.
 LEADERBOARD_SIZE = 10
 
 
-def format_region(region: dict[str, Any]) -> str:
-    """``name [low, high]`` per dimension, numbers in 3 significant digits, choices listed."""
+def format_region(region: dict[str, Any], kinds: dict[str, str] | None = None) -> str:
+    """``name [low, high]`` per dimension, choices as ``name {a, b}``.
+
+    Args:
+        region: name -> [low, high] or the list of choices.
+        kinds: name -> distribution kind; without it a two-number list is taken as a range.
+    """
     parts = []
     for name, value in region.items():
-        if isinstance(value, list) and len(value) == 2 and all(
+        kind = (kinds or {}).get(name)
+        if kind != "choice" and isinstance(value, list) and len(value) == 2 and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
         ):
             parts.append(f"{name} [{format_value(value[0])}, {format_value(value[1])}]")
         else:
             parts.append(f"{name} {{{', '.join(str(v) for v in value)}}}")
     return "  ".join(parts)
+
+
+def study_kinds(store: Store, study_id: str) -> dict[str, str]:
+    """Searched hyperparameter -> distribution kind, for :func:`format_region`."""
+    from service.orchestrate import study_spec
+
+    return {name: dist.kind for name, dist in study_spec(store, study_id).space.dims.items()}
 
 
 class RoundProgress:
@@ -103,6 +116,7 @@ def print_summary(store: Store, study_id: str, fmt: str = "table") -> dict[str, 
     console.print(
         f"study {study.id} ({study.strategy}, {study.objective}): {study.state}, {record['trials']} trials"
     )
+    kinds = study_kinds(store, study_id)
     rounds = []
     for r in record["rounds"]:
         rows = repo.trial_rows(
@@ -114,7 +128,7 @@ def print_summary(store: Store, study_id: str, fmt: str = "table") -> dict[str, 
                 "round": r["index"],
                 "trials": r["trials"],
                 "best": rows[0][study.objective] if rows else None,
-                "region": format_region(r["region"]),
+                "region": format_region(r["region"], kinds),
             }
         )
     render(rounds, ["round", "trials", "best", "region"], "table", title="Rounds", console=console)

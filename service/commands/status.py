@@ -26,7 +26,7 @@ def status(
         caviar status digits-c2f-3fa9b1 --format json
     """
     from service.store import open_store, repo
-    from service.summary import format_region
+    from service.summary import format_region, study_kinds
     from service.views import study_record
 
     check_format(fmt)
@@ -83,7 +83,7 @@ def status(
         rows = [
             {"round": r["index"], "trials": r["trials"],
              "done": sum(n for s, n in r["counts"].items() if s not in ("queued", "running")),
-             "region": format_region(r["region"])}
+             "region": format_region(r["region"], study_kinds(store, study))}
             for r in record["rounds"]
         ]
         render(rows, ["round", "trials", "done", "region"], "table", title="Rounds", console=console)

@@ -1,0 +1,53 @@
+"""``caviar plot``: a picture of a study (objective against each hyperparameter, learning curves)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.errors import BadInput
+from service.cli import app, err
+from service.commands._options import DbOption, ReadFormatOption, StudyArgument
+from service.output import check_format, dumps, render
+
+
+@app.command()
+def plot(
+    study: StudyArgument,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="PNG file to write (default: STUDY.png).")
+    ] = None,
+    db: DbOption = None,
+    fmt: ReadFormatOption = "table",
+) -> None:
+    """Draw the study: its objective against each searched hyperparameter, points coloured by round,
+    each round's region as a band, the best trial starred, and the learning curves of the top trials.
+
+    Example:
+        caviar plot digits-c2f-3fa9b1 -o digits.png
+    """
+    from service.plot import plot_study
+    from service.store import open_store, repo
+
+    check_format(fmt)
+    path = output or Path(f"{study}.png")
+    if path.suffix.lower() != ".png":
+        raise BadInput("--output", str(path), "expected a file name ending in .png")
+    if not path.absolute().parent.is_dir():
+        raise BadInput("--output", str(path), "expected a file in an existing directory")
+    store = open_store(db)
+    try:
+        repo.require_study(store, study)
+        plot_study(store, study, path)
+    finally:
+        store.dispose()
+    record = {"study": study, "file": str(path)}
+    if fmt == "json":
+        sys.stdout.write(dumps(record) + "\n")
+    elif fmt == "csv":
+        render([record], None, "csv")
+    else:
+        err.print(f"wrote {path}", markup=False)

@@ -1,0 +1,157 @@
+"""The study picture: the objective against each searched hyperparameter, and the best learning curves.
+
+Points are coloured by round and each round's region is drawn as a band of the same colour, so the
+zoom of coarse-to-fine is visible at a glance; axes follow each distribution's scale (log for ``log``
+and log-``int``; ``one_minus_log`` is drawn as 1 − value on a log axis); the best trial is a star.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from service.store import Store, repo
+
+__all__ = ["plot_study", "TOP_CURVES"]
+
+#: Learning curves drawn (the best trials by the objective).
+TOP_CURVES = 5
+
+
+def _axis_values(kind: str, values: list[Any]) -> list[Any]:
+    if kind == "one_minus_log":
+        return [1.0 - float(v) for v in values]
+    return values
+
+
+def plot_study(store: Store, study_id: str, path: Path) -> Path:
+    """Draw ``study_id`` to ``path`` (PNG; matplotlib's Agg backend, no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import ticker
+    from matplotlib.lines import Line2D
+
+    from service.orchestrate import study_spec
+
+    study = repo.require_study(store, study_id)
+    spec = study_spec(store, study_id)
+    objective = study.objective
+    rows = repo.trial_rows(store, study_id, objective=objective)
+    rounds = repo.rounds(store, study_id)
+    done = [r for r in rows if r["status"] == "complete" and r[objective] is not None]
+    lost = sum(1 for r in rows if r["status"] in ("diverged", "failed"))
+    ranked = sorted(done, key=lambda r: -r[objective] if objective == "val_accuracy" else r[objective])
+    best = ranked[0] if ranked else None
+
+    dims = spec.space.dims
+    n_panels = len(dims) + 1
+    cols = min(3, n_panels)
+    nrows = math.ceil(n_panels / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(5.2 * cols, 4.0 * nrows), squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    n_rounds = max(len(rounds), 1)
+    colour = {r.round_index: cmap(0.15 + 0.7 * r.round_index / max(n_rounds - 1, 1)) for r in rounds}
+    y_values = [r[objective] for r in done]
+    log_y = (
+        objective == "val_loss" and y_values and min(y_values) > 0 and max(y_values) / min(y_values) > 20
+    )
+
+    for ax, (name, dist) in zip(axes.flat, dims.items(), strict=False):
+        kind = dist.kind
+        label = f"1 − {name}" if kind == "one_minus_log" else name
+        categorical = kind == "choice"
+        if categorical:
+            choices = [str(c) for c in dist.region()]
+            ax.set_xticks(range(len(choices)), choices)
+            ax.set_xlim(-0.6, len(choices) - 0.4)
+        elif kind in ("log", "one_minus_log") or (kind == "int" and getattr(dist, "log", False)):
+            ax.set_xscale("log")
+        if kind == "int" and getattr(dist, "log", False):
+            ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        # Regions as bands, widest (round 0) at the back; for choices, a band on each kept choice.
+        for r in rounds:
+            bounds = r.region.get(name)
+            if not isinstance(bounds, list):
+                continue
+            if categorical:
+                for c in bounds:
+                    if str(c) in choices:
+                        i = choices.index(str(c))
+                        ax.axvspan(i - 0.4, i + 0.4, color=colour[r.round_index], alpha=0.10, lw=0)
+            elif len(bounds) == 2:
+                lo, hi = sorted(_axis_values(kind, bounds))
+                ax.axvspan(lo, hi, color=colour[r.round_index], alpha=0.10, lw=0)
+        for r in rounds:
+            pts = [t for t in done if t["round_index"] == r.round_index]
+            if not pts:
+                continue
+            xs = [t["params"].get(name) for t in pts]
+            if categorical:
+                idx = {c: i for i, c in enumerate(choices)}
+                # Deterministic jitter spreads points of one choice.
+                xs = [idx.get(str(x), 0) + 0.25 * (((i * 7919) % 11) / 10 - 0.5) for i, x in enumerate(xs)]
+            else:
+                xs = _axis_values(kind, xs)
+            ax.scatter(xs, [t[objective] for t in pts], s=22, color=colour[r.round_index], alpha=0.85,
+                       edgecolors="white", linewidths=0.4, zorder=3)
+        if best is not None:
+            bx = best["params"].get(name)
+            bx = choices.index(str(bx)) if categorical else _axis_values(kind, [bx])[0]
+            ax.scatter([bx], [best[objective]], marker="*", s=240, color="crimson", edgecolors="black",
+                       linewidths=0.6, zorder=4)
+        ax.set_xlabel(f"{label}  ({kind})")
+        ax.set_ylabel(objective)
+        if log_y:
+            ax.set_yscale("log")
+        ax.grid(True, alpha=0.25, which="both")
+
+    # Learning curves of the best trials.
+    ax = list(axes.flat)[len(dims)]
+    top = ranked[:TOP_CURVES]
+    curves = repo.epochs_of(store, [t["id"] for t in top])
+    curve_cmap = plt.get_cmap("tab10")
+    metric = "val_accuracy" if objective == "val_accuracy" else "val_loss"
+    for i, t in enumerate(top):
+        pts = curves.get(t["id"], [])
+        xs = [p["epoch"] for p in pts]
+        c = curve_cmap(i)
+        ax.plot(xs, [p[metric] for p in pts], color=c, lw=1.8,
+                label=f"#{i + 1} r{t['round_index']}-t{t['trial_index']}  {t[objective]:.4g}")
+        if metric == "val_loss":
+            ax.plot(xs, [p["train_loss"] for p in pts], color=c, lw=1.0, ls="--", alpha=0.7)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric + (" (solid), train_loss (dashed)" if metric == "val_loss" else ""))
+    ax.set_title(f"learning curves of the top {len(top)}", fontsize=10)
+    if metric == "val_loss" and any(curves.values()):
+        ax.set_yscale("log")
+    ax.grid(True, alpha=0.25, which="both")
+    if top:
+        ax.legend(fontsize=8, loc="best")
+    for extra in list(axes.flat)[n_panels:]:
+        extra.axis("off")
+
+    handles = [
+        Line2D([], [], marker="o", ls="", color=colour[r.round_index], label=f"round {r.round_index}")
+        for r in rounds
+    ]
+    handles.append(Line2D([], [], marker="*", ls="", color="crimson", markeredgecolor="black",
+                          markersize=12, label="best"))
+    fig.legend(handles=handles, loc="upper right", ncol=len(handles), frameon=False, fontsize=9)
+    better = "higher is better" if objective == "val_accuracy" else "lower is better"
+    title = f"{study.id}: {objective} ({better}), {len(done)} complete trials"
+    if lost:
+        title += f", {lost} diverged/failed not shown"
+    if best is not None:
+        title += f"; best {best[objective]:.4g}"
+    fig.suptitle(title, x=0.01, ha="left", fontsize=11)
+    fig.text(0.01, 0.005, "shaded bands: the region each round searched (same colour as its points)",
+             fontsize=8, color="0.35")
+    fig.tight_layout(rect=(0, 0.02, 1, 0.94))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
