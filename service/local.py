@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -37,9 +38,23 @@ CHILD_RETRY_SECONDS = 60.0
 
 
 def single_thread_env() -> None:
-    """Set :data:`THREAD_ENV` in this process (effective only before numpy/numba are imported)."""
-    for key, value in THREAD_ENV.items():
-        os.environ.setdefault(key, value)
+    """Make this process single-threaded for BLAS and Numba, re-executing it if needed.
+
+    Thread pools size themselves when numpy, scipy and numba load, which the CLI may already have
+    done (other commands import them), so when :data:`THREAD_ENV` is not set the process starts
+    afresh with it (``os.execve``: same pid, same arguments). Forked children inherit it.
+    """
+    if all(os.environ.get(k) == v for k, v in THREAD_ENV.items()):
+        return
+    env = {**os.environ, **THREAD_ENV}
+    if env.get("CAVIAR_REEXEC") == "1":  # never loop, whatever happened to the environment
+        os.environ.update(THREAD_ENV)
+        return
+    env["CAVIAR_REEXEC"] = "1"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    args = [sys.executable, "-c", "from service.cli import main; main()", *sys.argv[1:]]
+    os.execve(sys.executable, args, env)
 
 
 def warmup_for(spec: Any) -> None:

@@ -34,6 +34,20 @@ StaleOption = Annotated[
     ),
 ]
 
+StartOption = Annotated[
+    str,
+    typer.Option(
+        "--start-method", hidden=True,
+        help="How pool processes start: fork (after compiling kernels once) or spawn (for measurements).",
+    ),
+]
+
+
+def _check_start(method: str) -> str:
+    if method not in ("fork", "spawn"):
+        raise BadInput("--start-method", method, "expected fork or spawn")
+    return method
+
 
 def _check_workers(workers: int | None) -> int:
     if workers is None:
@@ -44,7 +58,8 @@ def _check_workers(workers: int | None) -> int:
 
 
 def _drive(
-    store: Store, study_id: str, trial_ids: list[str], workers: int, fmt: str, stale_after: float
+    store: Store, study_id: str, trial_ids: list[str], workers: int, fmt: str, stale_after: float,
+    start_method: str,
 ) -> None:
     from service.local import run_local
     from service.summary import RoundProgress, print_summary
@@ -53,7 +68,7 @@ def _drive(
         with RoundProgress(store, study_id, enabled=fmt == "table") as progress:
             state = run_local(
                 store, study_id, trial_ids, workers=workers, stale_after=stale_after,
-                on_finished=progress.update,
+                start_method=start_method, on_finished=progress.update,
             )
     except KeyboardInterrupt:
         err.print(
@@ -80,6 +95,7 @@ def run(
         ),
     ] = None,
     stale_after: StaleOption = 60.0,
+    start_method: StartOption = "fork",
 ) -> None:
     """Run a study to completion on this machine (or on workers with --broker), then show the results.
 
@@ -97,6 +113,7 @@ def run(
 
     check_format(fmt, _FORMATS)
     n = _check_workers(workers)
+    _check_start(start_method)
     spec = load_study_file(file)  # a bad file exits 2 here, before any database is touched
     text = file.read_text(encoding="utf-8")
     from service.store import open_store
@@ -110,7 +127,7 @@ def run(
 
         study_id, trial_ids = submit(store, spec, text=text)
         err.print(f"study {study_id}: {len(trial_ids)} trials in round 0, {n} worker processes", markup=False)
-        _drive(store, study_id, trial_ids, n, fmt, stale_after)
+        _drive(store, study_id, trial_ids, n, fmt, stale_after, start_method)
     finally:
         store.dispose()
 
@@ -139,6 +156,7 @@ def resume(
     db: DbOption = None,
     fmt: FormatOption = "table",
     stale_after: StaleOption = 60.0,
+    start_method: StartOption = "fork",
 ) -> None:
     """Finish an interrupted study with a local pool, without re-running any finished trial.
 
@@ -153,6 +171,7 @@ def resume(
 
     check_format(fmt, _FORMATS)
     n = _check_workers(workers)
+    _check_start(start_method)
     store = open_store(db)
     try:
         row = repo.require_study(store, study)
@@ -168,7 +187,7 @@ def resume(
         err.print(
             f"study {study}: resuming with {len(queued)} queued trials, {n} worker processes", markup=False
         )
-        _drive(store, study, queued, n, fmt, stale_after)
+        _drive(store, study, queued, n, fmt, stale_after, start_method)
     finally:
         store.dispose()
 
