@@ -10,10 +10,13 @@ from rich.console import Console
 
 from service.errors import mask_url
 
-__all__ = ["run_worker", "WARMUP_DTYPES"]
+__all__ = ["run_worker", "WARMUP_DTYPES", "PRELOAD"]
 
 #: Kernels compiled (or loaded from the Numba cache) in the parent before the pool forks.
 WARMUP_DTYPES = ("float32", "float64")
+#: Modules every trial needs, imported once in the parent so each forked child starts its first trial at
+#: once (scikit-learn's dataset loaders alone take seconds to import).
+PRELOAD = ("service.execute", "service.orchestrate", "core.data", "core.search", "sklearn.datasets")
 
 
 def _log_format(hostname: str) -> tuple[str, str]:
@@ -50,6 +53,10 @@ def run_worker(
     from core.nn import warmup
 
     warmup(WARMUP_DTYPES)
+    import importlib
+
+    for module in PRELOAD:
+        importlib.import_module(module)
 
 
     from workers.app import app
