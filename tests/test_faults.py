@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
-from tests.worker_procs import (
+from pg_server import pg_server, pg_url  # noqa: F401 - fixtures
+from redis_server import RedisServer, redis_server  # noqa: F401 - fixture
+from worker_procs import (
     run_cli,
     study_state,
     trial_rows,
@@ -27,6 +27,7 @@ from tests.worker_procs import (
     worker_env,
     worker_pool,
 )
+
 from workers.broker import UNACKED_KEY, message_ids
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -71,7 +72,16 @@ def submit(env: dict[str, str], study: Path) -> str:
 
 @pytest.fixture
 def db_url(tmp_path: Path) -> Iterator[str]:
+    """A SQLite store (the fault paths under test are the broker's and the workers')."""
     yield f"sqlite:///{tmp_path}/caviar.db"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on SQLite and on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/caviar.db"
+    return request.getfixturevalue("pg_url")
 
 
 def _rows_by_id(db_url: str, study_id: str) -> dict[str, dict]:
@@ -127,8 +137,9 @@ def assert_broker_drained(server: RedisServer, workers: list) -> None:
 
 
 def test_sigkill_whole_worker_mid_trial(
-    redis_server: RedisServer, db_url: str, tmp_path: Path  # noqa: F811
+    redis_server: RedisServer, any_db_url: str, tmp_path: Path  # noqa: F811
 ) -> None:
+    db_url = any_db_url
     # Given a study of 3 trials and one worker running one of them
     env = worker_env(redis_server.url, db_url)
     study_id = submit(env, write_study(tmp_path, SLOW_STUDY.format(trials=3, epochs=100)))
@@ -265,3 +276,30 @@ def test_sigterm_lets_the_running_trial_finish(
         assert all(r["attempts"] == 1 for r in rows.values()), (
             {k: (r["attempts"], r["worker"]) for k, r in rows.items()}, a.log()[-3000:], b.log()[-5000:])
         assert_broker_drained(redis_server, [b])
+
+
+def test_postgres_restarted_mid_study(
+    redis_server: RedisServer, pg_server, pg_url: str, tmp_path: Path  # noqa: F811
+) -> None:
+    # Given a study of 4 trials on PostgreSQL, a trial running
+    db_url = pg_url
+    env = worker_env(redis_server.url, db_url)
+    study_id = submit(env, write_study(tmp_path, SLOW_STUDY.format(trials=4, epochs=100)))
+    with worker_pool(env, tmp_path) as start:
+        a = start("a")
+        wait_for(lambda: _running_mid_trial(db_url, study_id), 120, "a trial mid-run", workers=[a])
+
+        # When PostgreSQL stops (clients disconnected) and comes back on the same port
+        pg_server.stop("fast")
+        import time
+
+        time.sleep(2)
+        pg_server.start()
+
+        # Then the worker's writes are retried, and the study completes with every trial stored once
+        wait_for(lambda: _finished(db_url, study_id), 180, "the study to finish", workers=[a])
+        assert study_state(db_url, study_id) == "complete"
+        rows = assert_stored_once(db_url, study_id, 4, 100)
+        assert all(1 <= r["attempts"] <= 3 for r in rows.values())
+        assert a.alive()
+        assert_broker_drained(redis_server, [a])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 import pytest
+from redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 
 from core.errors import BadInput
-from tests.redis_server import RedisServer, redis_server  # noqa: F401 - fixture
 from workers.app import TRIAL_TASK, MaskPasswords, celery_config, make_app
 from workers.broker import message_ids, queue_depth
 from workers.dispatch import dispatch

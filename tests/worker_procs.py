@@ -168,3 +168,13 @@ def study_state(db_url: str, study_id: str) -> str | None:
         return None if study is None else study.state
     finally:
         store.dispose()
+
+
+def free_port_url(password: str) -> str:
+    """A Redis URL with ``password`` on a port where nothing listens."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"redis://:{password}@127.0.0.1:{port}/0"
