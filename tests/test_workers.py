@@ -83,3 +83,12 @@ def test_dispatch_uses_trial_id_as_task_id_and_json(redis_server: RedisServer) -
     assert raw["headers"]["task"] == TRIAL_TASK
     assert dispatch([], app=app) == 0
 
+
+
+def test_celery_env_override_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Celery would silently prefer CELERY_BROKER_URL over the configured broker.
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://:hunter2@elsewhere:6379/0")
+    with pytest.raises(BadInput) as info:
+        make_app(WorkerSettings())
+    assert info.value.field == "CELERY_BROKER_URL"
+    assert "hunter2" not in str(info.value)

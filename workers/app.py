@@ -10,12 +10,14 @@ poison trial from looping forever lives in the store's claim, not in Celery.
 from __future__ import annotations
 
 import logging
+import os
 import ssl
 from typing import Any
 
 from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger
 
+from core.errors import BadInput
 from service.errors import mask_url
 from workers.settings import WorkerSettings
 
@@ -71,8 +73,24 @@ def celery_config(settings: WorkerSettings) -> dict[str, Any]:
     return config
 
 
+#: Celery's own variables, which silently override the app's configuration; caviar refuses them so that
+#: CAVIAR_BROKER_URL / --broker is the one place the broker is named.
+CELERY_OVERRIDES = (
+    "CELERY_BROKER_URL", "CELERY_BROKER_READ_URL", "CELERY_BROKER_WRITE_URL", "CELERY_RESULT_BACKEND",
+)
+
+
 def make_app(settings: WorkerSettings | None = None) -> Celery:
-    """Build the Celery app for ``settings`` (default: from the environment)."""
+    """Build the Celery app for ``settings`` (default: from the environment).
+
+    Raises:
+        BadInput: one of :data:`CELERY_OVERRIDES` is set.
+    """
+    for var in CELERY_OVERRIDES:
+        if os.environ.get(var):
+            raise BadInput(
+                var, mask_url(os.environ[var]), "unset it; caviar reads CAVIAR_BROKER_URL or --broker"
+            )
     settings = settings or WorkerSettings.from_env()
     celery = Celery("caviar", include=["workers.tasks"])
     celery.conf.update(celery_config(settings))
