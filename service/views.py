@@ -7,13 +7,15 @@ and more; a study has ``id``, ``name``, ``state``, ``rounds``, ``counts`` and ``
 
 from __future__ import annotations
 
-from typing import Any
+import csv
+import math
+from typing import Any, TextIO
 
 from service.store import Store, repo
 from service.store.clock import as_utc
 from service.store.models import Study
 
-__all__ = ["trial_record", "study_record", "TRIAL_COLUMNS", "flat_trial"]
+__all__ = ["trial_record", "study_record", "TRIAL_COLUMNS", "flat_trial", "write_trials_csv"]
 
 #: Columns of ``caviar trials`` as a table.
 TRIAL_COLUMNS = [
@@ -51,6 +53,26 @@ def flat_trial(record: dict[str, Any]) -> dict[str, Any]:
     for key, value in (record.get("params") or {}).items():
         out[f"param.{key}"] = value
     return out
+
+
+def write_trials_csv(records: list[dict[str, Any]], out: TextIO) -> None:
+    """Write trial records as CSV: the record's columns, then one ``param.<name>`` column per
+    hyperparameter; empty cells for missing values."""
+    fixed = [k for k in (records[0] if records else {}) if k != "params"]
+    names: dict[str, None] = {}
+    for r in records:
+        names.update(dict.fromkeys(r["params"]))
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([*fixed, *(f"param.{n}" for n in names)])
+
+    def cell(v: Any) -> Any:
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            return ""
+        return v
+
+    for r in records:
+        params = r["params"]
+        writer.writerow([*(cell(r[k]) for k in fixed), *(cell(params.get(n)) for n in names)])
 
 
 def study_record(store: Store, study: Study) -> dict[str, Any]:

@@ -29,9 +29,9 @@ def export(
     Example:
         caviar export digits-c2f-3fa9b1 -o digits.csv
     """
-    from service.output import dumps, to_csv
+    from service.output import dumps
     from service.store import open_store, repo
-    from service.views import flat_trial, study_record, trial_record
+    from service.views import study_record
 
     kind = output.suffix.lower()
     if kind not in (".csv", ".json"):
@@ -43,10 +43,13 @@ def export(
     store = open_store(db)
     try:
         row = repo.require_study(store, study)
-        records = [trial_record(r) for r in repo.trial_rows(store, study, objective=row.objective)]
         if kind == ".csv":
-            text = to_csv([flat_trial(r) for r in records])
+            names = list(row.spec["space"])
+            with output.open("w", encoding="utf-8", newline="") as f:
+                n = repo.write_export_csv(store, study, f, names)
         else:
+            records = repo.export_records(store, study)
+            n = len(records)
             if curves:
                 by_trial = repo.epochs_of(store, [r["id"] for r in records])
                 for r in records:
@@ -54,7 +57,7 @@ def export(
                         {k: v for k, v in e.items() if k != "trial_id"} for e in by_trial.get(r["id"], [])
                     ]
             text = dumps({**study_record(store, row), "trials": records}) + "\n"
-        output.write_text(text, encoding="utf-8")
-        err.print(f"wrote {len(records)} trials of {study} to {output}", markup=False)
+            output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {n} trials of {study} to {output}", markup=False)
     finally:
         store.dispose()
