@@ -92,7 +92,7 @@ def _fmt(x: float) -> str:
 
 
 _ALL = [
-    HParam("learning_rate", float, 1e-3, "initial learning rate α0", 0.0, 10.0, low_open=True),
+    HParam("learning_rate", float, 3e-3, "initial learning rate α0", 0.0, 10.0, low_open=True),
     HParam("optimizer", str, "adam", "update rule", choices=("sgd", "momentum", "rmsprop", "adam")),
     HParam(
         "momentum", float, 0.9, "β of the momentum optimizer (an average: v = βv + (1-β)g)", 0.0, 1.0,
