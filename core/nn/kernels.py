@@ -29,6 +29,7 @@ from core.nn.layers import (
     JIT,
     _act_backward_inplace,
     _act_forward_into,
+    _act_inplace,
     _add_bias,
     _bn_apply_into,
     _bn_backward_into,
@@ -166,11 +167,11 @@ def _forward(a0, m, mode, params, wbuf, offs, ints, coef, running, hid, vec, row
                 if mode == _TRAIN:
                     _running_update(running[0, layer], running[1, layer], vec[0, layer], vec[1, layer],
                                     m, coef[1])
-            _act_forward_into(out, act, out)
+            _act_inplace(out, act)
         elif norm in (_LAYER, _GROUP):
             groups = 1 if norm == _LAYER else ints[7]
             _gn_into(z, params[og:og + hidden], params[oe:oe + hidden], groups, eps, hid[3, layer], xh, out)
-            _act_forward_into(out, act, out)
+            _act_inplace(out, act)
         elif norm == _SWITCH:
             ol = offs[layer, 5]
             ov = offs[layer, 6]
@@ -190,7 +191,7 @@ def _forward(a0, m, mode, params, wbuf, offs, ints, coef, running, hid, vec, row
                     _running_update(running[0, layer], running[1, layer], mu_b, var_b, m, coef[1])
             _sn_apply_into(z, params[og:og + hidden], params[oe:oe + hidden], lamw[0, layer], lamw[1, layer],
                            mu_b, var_b, mu_l, var_l, eps, hid[3, layer, :m], xh, out)
-            _act_forward_into(out, act, out)
+            _act_inplace(out, act)
         else:
             _act_forward_into(z, act, out)
         a = out
@@ -214,6 +215,8 @@ def _backward(a0, m, params, wbuf, grads, offs, ints, hid, vec, rows, lamw, dbuf
     ob = offs[layers, 1]
     np.dot(hid[2, layers - 1, :m].T, dl, _mat(grads, o, hidden, classes))
     _col_sum_into(dl, grads[ob:ob + classes])
+    # d holds dloss/da of the current layer; the norms' backward writes dz into the other buffer
+    # (distinct arrays let the element loops vectorize), which then feeds the next dloss/da
     cur = 0
     d = dbuf[cur, :m]
     np.dot(dl, _mat(params, o, hidden, classes).T, d)
@@ -221,12 +224,14 @@ def _backward(a0, m, params, wbuf, grads, offs, ints, hid, vec, rows, lamw, dbuf
         _act_backward_inplace(d, hid[2, layer, :m], act)
         og = offs[layer, 2]
         oe = offs[layer, 3]
+        zi = 1 - cur if norm in (_BATCH, _LAYER, _GROUP, _SWITCH) else cur
+        dz = dbuf[zi, :m]
         if norm == _BATCH:
-            _bn_backward_into(d, hid[1, layer, :m], params[og:og + hidden], vec[2, layer], d,
+            _bn_backward_into(d, hid[1, layer, :m], params[og:og + hidden], vec[2, layer], dz,
                               grads[og:og + hidden], grads[oe:oe + hidden])
         elif norm in (_LAYER, _GROUP):
             groups = 1 if norm == _LAYER else ints[7]
-            _gn_backward_into(d, hid[1, layer, :m], params[og:og + hidden], hid[3, layer], groups, d,
+            _gn_backward_into(d, hid[1, layer, :m], params[og:og + hidden], hid[3, layer], groups, dz,
                               grads[og:og + hidden], grads[oe:oe + hidden])
         elif norm == _SWITCH:
             ol = offs[layer, 5]
@@ -234,26 +239,26 @@ def _backward(a0, m, params, wbuf, grads, offs, ints, hid, vec, rows, lamw, dbuf
             _sn_backward_into(d, hid[0, layer, :m], hid[1, layer, :m], hid[3, layer, :m],
                               params[og:og + hidden], lamw[0, layer], lamw[1, layer],
                               vec[0, layer], vec[1, layer], rows[0, layer, :m], rows[1, layer, :m],
-                              vec[4, layer], vec[5, layer], rows[2, layer, :m], rows[3, layer, :m], d,
+                              vec[4, layer], vec[5, layer], rows[2, layer, :m], rows[3, layer, :m], dz,
                               grads[og:og + hidden], grads[oe:oe + hidden], grads[ol:ol + 2],
                               grads[ov:ov + 2])
         ob = offs[layer, 1]
         if ob >= 0:
-            _col_sum_into(d, grads[ob:ob + hidden])
+            _col_sum_into(dz, grads[ob:ob + hidden])
         din = ints[3] if layer == 0 else hidden
         a_in = a0 if layer == 0 else hid[2, layer - 1, :m]
         o = offs[layer, 0]
         dw = _mat(grads, o, din, hidden)
-        np.dot(a_in.T, d, dw)
+        np.dot(a_in.T, dz, dw)
         if norm == _WEIGHT:
             ogn = offs[layer, 4]
             _wn_backward_into(dw, _mat(params, o, din, hidden), params[ogn:ogn + hidden], vec[3, layer], dw,
                               grads[ogn:ogn + hidden])
         if layer > 0:
-            nxt = dbuf[1 - cur, :m]
-            np.dot(d, _weight(params, wbuf, offs, ints, layer, din, hidden).T, nxt)
-            cur = 1 - cur
-            d = nxt
+            # dz lives in one buffer; write the next layer's dloss/da into the other
+            cur = 1 - zi
+            d = dbuf[cur, :m]
+            np.dot(dz, _weight(params, wbuf, offs, ints, layer, din, hidden).T, d)
 
 
 @njit(**JIT)

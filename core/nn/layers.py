@@ -137,6 +137,27 @@ def _act_forward_into(z, kind, a):
 
 
 @njit(**JIT)
+def _act_inplace(a, kind):
+    """a = f(a) in place: one array, so the loop vectorizes without aliasing checks."""
+    one = a.dtype.type(1)
+    zero = a.dtype.type(0)
+    n, d = a.shape
+    if kind == 0:
+        for i in range(n):
+            for j in range(d):
+                v = a[i, j]
+                a[i, j] = v if v > zero else zero
+    elif kind == 1:
+        for i in range(n):
+            for j in range(d):
+                a[i, j] = np.tanh(a[i, j])
+    else:
+        for i in range(n):
+            for j in range(d):
+                a[i, j] = one / (one + np.exp(-a[i, j]))
+
+
+@njit(**JIT)
 def _act_backward_inplace(da, a, kind):
     """da *= f'(z), written from the output a = f(z). da, a (N, D)."""
     one = a.dtype.type(1)
@@ -247,7 +268,10 @@ def _bn_apply_into(z, gamma, beta, mean, var, eps, inv, xhat, y):
 
 @njit(**JIT)
 def _bn_backward_into(dy, xhat, gamma, inv, dz, dgamma, dbeta):
-    """dz = (gamma·inv/m)·(m·dy − Σdy − xhat·Σ(dy·xhat)); dgamma, dbeta overwritten. dz may alias dy."""
+    """dz = gamma·inv·(dy − (Σdy + xhat·Σ(dy·xhat))/m); dgamma, dbeta overwritten.
+
+    dz may alias dy, but a distinct dz lets the element loop vectorize.
+    """
     n, d = dy.shape
     dgamma[:] = 0
     dbeta[:] = 0
@@ -256,9 +280,10 @@ def _bn_backward_into(dy, xhat, gamma, inv, dz, dgamma, dbeta):
             g = dy[i, j]
             dbeta[j] += g
             dgamma[j] += g * xhat[i, j]
+    rm = dy.dtype.type(1.0 / n)  # keep the element loop in the arrays' dtype
     for i in range(n):
         for j in range(d):
-            dz[i, j] = (gamma[j] * inv[j] / n) * (n * dy[i, j] - dbeta[j] - xhat[i, j] * dgamma[j])
+            dz[i, j] = gamma[j] * inv[j] * (dy[i, j] - (dbeta[j] + xhat[i, j] * dgamma[j]) * rm)
 
 
 @njit(**JIT)
