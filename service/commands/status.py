@@ -17,6 +17,11 @@ def status(
     study: Annotated[str | None, typer.Argument(help="Study id; omit to list every study.")] = None,
     db: DbOption = None,
     fmt: ReadFormatOption = "table",
+    broker: Annotated[
+        str | None,
+        typer.Option("--broker", envvar="CAVIAR_BROKER_URL",
+                     help="Also show the queue: depth, running trials per worker, stale trials."),
+    ] = None,
 ) -> None:
     """Show every study, or one study's state, rounds, counts by status and best trial so far.
 
@@ -48,9 +53,17 @@ def status(
                 for r in records
             ]
             render(rows, None, fmt, title=f"Studies in {store.safe_url}")
+            if broker and fmt == "table":
+                from service.remote import queue_status
+
+                stdout_console().print(f"queue: {dumps(queue_status(store, broker=broker).to_dict())}")
             return
         record = study_record(store, repo.require_study(store, study))
         extras = _distributed(store, study)
+        if broker:
+            from service.remote import queue_status
+
+            record["queue"] = queue_status(store, broker=broker, study_id=study).to_dict()
         if extras is not None:
             record["workers"] = extras
         if fmt == "json":
@@ -89,6 +102,8 @@ def status(
         render(rows, ["round", "trials", "done", "region"], "table", title="Rounds", console=console)
         if extras:
             console.print(f"workers: {dumps(extras)}")
+        if "queue" in record:
+            console.print(f"queue: {dumps(record['queue'])}")
     finally:
         store.dispose()
 
