@@ -342,18 +342,20 @@ def _gn_into(z, gamma, beta, groups, eps, inv, xhat, y):
     """
     n, d = z.shape
     size = d // groups
+    t = z.dtype.type  # scalars in the arrays' dtype keep the element loops in float32
+    rsize = t(1.0 / size)
     for i in range(n):
         for g in range(groups):
             lo = g * size
-            s = z.dtype.type(0)
+            s = t(0)
             for j in range(lo, lo + size):
                 s += z[i, j]
-            mu = s / size
-            s2 = z.dtype.type(0)
+            mu = s * rsize
+            s2 = t(0)
             for j in range(lo, lo + size):
                 c = z[i, j] - mu
                 s2 += c * c
-            iv = 1.0 / np.sqrt(s2 / size + eps)
+            iv = t(1.0 / np.sqrt(s2 * rsize + eps))
             inv[i, g] = iv
             for j in range(lo, lo + size):
                 h = (z[i, j] - mu) * iv
@@ -382,9 +384,10 @@ def _gn_backward_into(dy, xhat, gamma, inv, groups, dz, dgamma, dbeta):
                 h = dy[i, j] * gamma[j]
                 s1 += h
                 s2 += h * xhat[i, j]
-            iv = inv[i, g] / size
+            fsize = dy.dtype.type(size)
+            iv = inv[i, g] / fsize
             for j in range(lo, lo + size):
-                dz[i, j] = iv * (size * dy[i, j] * gamma[j] - s1 - xhat[i, j] * s2)
+                dz[i, j] = iv * (fsize * dy[i, j] * gamma[j] - s1 - xhat[i, j] * s2)
 
 
 @njit(**JIT)
@@ -461,17 +464,18 @@ def _softmax2_into(lam, w):
 def _row_stats_into(z, mu, var):
     """Per-sample mean and biased variance over the features. z (N, D); mu, var (N,)."""
     n, d = z.shape
+    rd = z.dtype.type(1.0 / d)
     for i in range(n):
         s = z.dtype.type(0)
         for j in range(d):
             s += z[i, j]
-        m = s / d
+        m = s * rd
         s2 = z.dtype.type(0)
         for j in range(d):
             c = z[i, j] - m
             s2 += c * c
         mu[i] = m
-        var[i] = s2 / d
+        var[i] = s2 * rd
 
 
 @njit(**JIT)
@@ -482,11 +486,13 @@ def _sn_apply_into(z, gamma, beta, wm, wv, mu_b, var_b, mu_l, var_l, eps, inv, x
     inv (N, D) = 1/√(var+eps); xhat = (z−mu)·inv; y = gamma·xhat + beta.
     """
     n, d = z.shape
+    one = z.dtype.type(1)
+    e = z.dtype.type(eps)
     for i in range(n):
         ml = wm[1] * mu_l[i]
-        vl = wv[1] * var_l[i] + eps
+        vl = wv[1] * var_l[i] + e
         for j in range(d):
-            iv = 1.0 / np.sqrt(wv[0] * var_b[j] + vl)
+            iv = one / np.sqrt(wv[0] * var_b[j] + vl)
             h = (z[i, j] - (wm[0] * mu_b[j] + ml)) * iv
             inv[i, j] = iv
             xhat[i, j] = h
@@ -537,14 +543,15 @@ def _sn_backward_into(dy, z, xhat, inv, gamma, wm, wv, mu_b, var_b, mu_l, var_l,
         dwm1 += row_a[i] * mu_l[i]
         dwv1 += row_b[i] * var_l[i]
     # turn the column sums into the per-feature coefficients of the second pass
-    cm = wm[0] / n
-    cv = 2.0 * wv[0] / n
+    t = dy.dtype.type
+    cm = t(wm[0] / n)
+    cv = t(2.0 * wv[0] / n)
     for j in range(d):
         col_a[j] = cm * col_a[j]
         col_b[j] = cv * col_b[j]
     for i in range(n):
-        a_l = wm[1] * row_a[i] / d
-        v_l = 2.0 * wv[1] * row_b[i] / d
+        a_l = t(wm[1] * row_a[i] / d)
+        v_l = t(2.0 * wv[1] * row_b[i] / d)
         ml = mu_l[i]
         for j in range(d):
             zij = z[i, j]
