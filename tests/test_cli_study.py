@@ -223,3 +223,33 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> No
     assert all(a[2] == 1 for a in after.values())
     store.dispose()
     assert _results(db, tmp_path, sid) == expected
+
+
+def test_cancel_stops_a_running_study(tmp_path: Path) -> None:
+    study_file = tmp_path / "study.toml"
+    study_file.write_text(STUDY.format(epochs=300))
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    env = {k: v for k, v in os.environ.items() if k != "CAVIAR_BROKER_URL"}
+    env["CAVIAR_DATABASE_URL"] = db
+    proc = subprocess.Popen([CAVIAR, "run", str(study_file), "-w", "1"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    from service.store import open_store, repo
+
+    sid = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and sid is None:
+        time.sleep(0.2)
+        if (tmp_path / "c.db").exists():
+            store = open_store(db)
+            if repo.study_ids(store) and repo.counts_by_status(store)["running"]:
+                sid = repo.study_ids(store)[0]
+            store.dispose()
+    assert sid is not None
+    caviar("cancel", sid, cwd=tmp_path, db=db)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "cancelled" in err
+    status = json.loads(caviar("status", sid, "--format", "json", cwd=tmp_path, db=db).stdout)
+    assert status["state"] == "cancelled"
+    assert status["counts"]["queued"] == 0 and status["counts"]["running"] == 0
+    assert status["counts"]["cancelled"] >= 3  # the running trial stopped, the queued ones never ran
+    caviar("resume", sid, cwd=tmp_path, db=db, check=2)
