@@ -294,8 +294,10 @@ def train_epoch(X, y, seed, batch, params, grads, wbuf, m1, m2, step, offs, ints
         m = batch if b < nbatches - 1 else n - start
         for i in range(m):
             src = perm[start + i]
+            row = X[src]
+            dst = xb[i]
             for j in range(features):
-                xb[i, j] = X[src, j]
+                dst[j] = row[j]
             yb[i] = y[src]
         a0 = xb[:m]
         _prepare_weights(params, wbuf, offs, ints, vec)

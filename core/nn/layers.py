@@ -347,20 +347,26 @@ def _gn_into(z, gamma, beta, groups, eps, inv, xhat, y):
     for i in range(n):
         for g in range(groups):
             lo = g * size
+            # views per group: loops from 0 let numba drop negative-index checks and vectorize
+            zr = z[i, lo:lo + size]
+            gr = gamma[lo:lo + size]
+            br = beta[lo:lo + size]
+            xr = xhat[i, lo:lo + size]
+            yr = y[i, lo:lo + size]
             s = t(0)
-            for j in range(lo, lo + size):
-                s += z[i, j]
+            for k in range(size):
+                s += zr[k]
             mu = s * rsize
             s2 = t(0)
-            for j in range(lo, lo + size):
-                c = z[i, j] - mu
+            for k in range(size):
+                c = zr[k] - mu
                 s2 += c * c
             iv = t(1.0 / np.sqrt(s2 * rsize + eps))
             inv[i, g] = iv
-            for j in range(lo, lo + size):
-                h = (z[i, j] - mu) * iv
-                xhat[i, j] = h
-                y[i, j] = gamma[j] * h + beta[j]
+            for k in range(size):
+                h = (zr[k] - mu) * iv
+                xr[k] = h
+                yr[k] = gr[k] * h + br[k]
 
 
 @njit(**JIT)
@@ -375,19 +381,23 @@ def _gn_backward_into(dy, xhat, gamma, inv, groups, dz, dgamma, dbeta):
             g = dy[i, j]
             dbeta[j] += g
             dgamma[j] += g * xhat[i, j]
+    fsize = dy.dtype.type(size)
     for i in range(n):
         for g in range(groups):
             lo = g * size
+            dr = dy[i, lo:lo + size]
+            xr = xhat[i, lo:lo + size]
+            gr = gamma[lo:lo + size]
+            zr = dz[i, lo:lo + size]
             s1 = dy.dtype.type(0)
             s2 = dy.dtype.type(0)
-            for j in range(lo, lo + size):
-                h = dy[i, j] * gamma[j]
+            for k in range(size):
+                h = dr[k] * gr[k]
                 s1 += h
-                s2 += h * xhat[i, j]
-            fsize = dy.dtype.type(size)
+                s2 += h * xr[k]
             iv = inv[i, g] / fsize
-            for j in range(lo, lo + size):
-                dz[i, j] = iv * (fsize * dy[i, j] * gamma[j] - s1 - xhat[i, j] * s2)
+            for k in range(size):
+                zr[k] = iv * (fsize * dr[k] * gr[k] - s1 - xr[k] * s2)
 
 
 @njit(**JIT)
