@@ -42,6 +42,14 @@ def _reexec(env: dict[str, str]) -> None:
     os.execve(sys.executable, args, env)
 
 
+def _cores() -> int:
+    """CPU cores this process may use (a container's cpuset, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 @app.command()
 def worker(
     concurrency: Annotated[
@@ -67,8 +75,7 @@ def worker(
 ) -> None:
     """Run trials from the broker: prefork, one single-threaded process per core.
 
-    Stop with SIGTERM or Ctrl-C: running trials finish first (a second Ctrl-C stops at once; the
-    interrupted trials are re-run elsewhere).
+    SIGTERM or Ctrl-C: running trials finish first. A second Ctrl-C stops at once (trials re-run elsewhere).
 
     Example:
         caviar worker -c 4 --broker redis://:pw@queue:6379/0 --db postgresql://u:pw@db/caviar
@@ -85,7 +92,7 @@ def worker(
     hostname = name or f"caviar-{os.getpid()}@{socket.gethostname()}"
     code = run_worker(
         hostname=hostname,
-        concurrency=concurrency or os.cpu_count() or 1,
+        concurrency=concurrency or _cores(),
         queues=[q.strip() for q in queues.split(",") if q.strip()] if queues else None,
         loglevel=loglevel,
         log=err,
