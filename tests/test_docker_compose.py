@@ -55,6 +55,18 @@ def test_flower_monitors_the_app(compose: dict) -> None:
     ]
 
 
+def test_flower_is_protected(compose: dict) -> None:
+    flower = compose["services"]["flower"]
+    assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith("admin:${")
+    assert all(str(p).startswith("127.0.0.1:") for p in flower["ports"])
+
+
+def test_passwords_come_from_the_environment(compose: dict) -> None:
+    env = compose["services"]["worker"]["environment"]
+    assert ":${REDIS_PASSWORD" in env["CAVIAR_BROKER_URL"]
+    assert ":${POSTGRES_PASSWORD" in env["CAVIAR_DATABASE_URL"]
+
+
 def test_no_container_names_anywhere(compose: dict) -> None:
     assert all("container_name" not in s for s in compose["services"].values())
 
