@@ -245,6 +245,7 @@ def test_redis_restarted_mid_study(redis_server: RedisServer, db_url: str, tmp_p
 
         # Then the worker reconnects, the reaper re-sends what was lost, and the study completes once
         wait_for(lambda: _finished(db_url, study_id), 180, "the study to finish", workers=[a])
+        assert "missing from the broker" in a.log()
         assert study_state(db_url, study_id) == "complete"
         assert_stored_once(db_url, study_id, 4, 200)
         assert a.alive()
