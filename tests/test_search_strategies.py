@@ -251,3 +251,14 @@ def test_random_beats_grid_when_one_dimension_does_not_matter():
     # Expected medians: grid ~0.15 (a cell of 0.6 in r), random ~0.04; the factor 2 leaves a wide margin.
     assert np.median(random_regret) < 0.5 * np.median(grid_regret)
     assert np.mean(np.array(random_regret) < np.array(grid_regret)) > 0.6
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import core.search.space
+    import core.search.strategies.coarse_to_fine
+
+    for module in (core.search.space, core.search.strategies.coarse_to_fine):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__

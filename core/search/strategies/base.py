@@ -9,10 +9,14 @@ from typing import Any
 
 from core.search.space import SearchSpace
 
-__all__ = ["Strategy", "History", "score"]
+__all__ = ["Strategy", "History", "Plan", "score"]
 
 #: ``(params, objective)`` pairs; smaller is better; NaN for a diverged or failed trial.
 History = Sequence[tuple[Mapping[str, Any], float]]
+
+
+#: What a strategy's planner returns: (region, trials, None) or (None, None, stop reason).
+Plan = tuple[SearchSpace | None, list[dict[str, Any]] | None, str | None]
 
 
 def score(value: float | None) -> float:
@@ -78,9 +82,7 @@ class Strategy(ABC):
         return pairs
 
     @abstractmethod
-    def _plan(
-        self, rounds: list[list[tuple[dict[str, Any], float]]]
-    ) -> tuple[SearchSpace | None, list[dict[str, Any]] | None, str | None]:
+    def _plan(self, rounds: list[list[tuple[dict[str, Any], float]]]) -> Plan:
         """(region, trials, None) for round ``len(rounds)``, or (None, None, reason) to stop."""
 
     @property

@@ -25,7 +25,7 @@ from typing import Any
 from core.search.importance import MIN_TRIALS, importance
 from core.search.proposal import propose, round_seed
 from core.search.space import SearchSpace
-from core.search.strategies.base import Strategy, score
+from core.search.strategies.base import Plan, Strategy, score
 
 __all__ = ["CoarseToFine", "C2FOptions", "plan_coarse_to_fine", "NARROW"]
 
@@ -161,7 +161,7 @@ class CoarseToFine(Strategy):
     def budget(self) -> int:
         return self.options.rounds * self.options.trials_per_round
 
-    def _plan(self, rounds: list[list[tuple[dict[str, Any], float]]]):
+    def _plan(self, rounds: list[list[tuple[dict[str, Any], float]]]) -> Plan:
         regions, trials, reason = plan_coarse_to_fine(
             self.space, rounds, self.options, seed=self.seed, fixed=self.fixed
         )

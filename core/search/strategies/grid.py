@@ -10,7 +10,7 @@ from typing import Any
 from core.search.distributions import Choice, Int
 from core.search.proposal import finalize
 from core.search.space import SearchSpace
-from core.search.strategies.base import Strategy
+from core.search.strategies.base import Plan, Strategy
 
 __all__ = ["Grid", "grid_points"]
 
@@ -72,7 +72,7 @@ class Grid(Strategy):
     def budget(self) -> int:
         return grid_size(self.space, self.points_per_dim)
 
-    def _plan(self, rounds: list[list[tuple[dict[str, Any], float]]]):
+    def _plan(self, rounds: list[list[tuple[dict[str, Any], float]]]) -> Plan:
         if rounds:
             return None, None, "complete"
         return self.space, grid_points(self.space, self.points_per_dim, self.fixed), None

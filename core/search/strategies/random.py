@@ -7,7 +7,7 @@ from typing import Any
 
 from core.search.proposal import propose, round_seed
 from core.search.space import SearchSpace
-from core.search.strategies.base import Strategy
+from core.search.strategies.base import Plan, Strategy
 
 __all__ = ["Random"]
 
@@ -34,7 +34,7 @@ class Random(Strategy):
     def budget(self) -> int:
         return self.trials
 
-    def _plan(self, rounds: list[list[tuple[dict[str, Any], float]]]):
+    def _plan(self, rounds: list[list[tuple[dict[str, Any], float]]]) -> Plan:
         if rounds:
             return None, None, "complete"
         trials = propose(
