@@ -12,9 +12,13 @@ the server and dropped afterwards; a dedicated Redis database number and queue a
 (c) **Optuna on a shared PostgreSQL**: the same trials (caviar's configurations and seeds from (b),
     enqueued with ``study.enqueue_trial``), the same objective (caviar's Numba engine, ``core.nn.train``,
     digits, 40 epochs), in the same number of processes (2), each calling ``study.optimize`` on an RDB
-    storage in its own database. Run twice: without per-epoch writes, and with ``trial.report`` every
-    epoch (a stored learning curve, as caviar keeps). Optuna's processes are timed from the moment all
-    of them are ready (engine warmed, data loaded), like caviar's already-running workers.
+    storage in its own database. Run twice: bare (nothing written while a trial trains), and with
+    ``trial.report`` every epoch plus Optuna's heartbeat thread (a stored learning curve and stale-trial
+    detection, the guarantees caviar's per-epoch heartbeat gives). Optuna's processes are timed from the
+    moment all of them are ready (engine warmed, data loaded), like caviar's already-running workers.
+
+Every measurement is repeated (``--repeat``, interleaved) and the median reported: the machine may be
+shared, and its load moves single runs by a factor of two.
 
 Usage::
 
@@ -205,6 +209,7 @@ def _optuna_process(
     storage: str, study_name: str, n_trials: int, report: bool, barrier: Any, out: Any
 ) -> None:
     import optuna
+    from optuna.storages import RDBStorage
 
     from core.data import load_dataset
     from core.hparams import resolve
@@ -213,7 +218,9 @@ def _optuna_process(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warmup(("float32",))
     data = load_dataset("digits", seed=0)
-    study = optuna.load_study(study_name=study_name, storage=storage)
+    # With curves, also Optuna's own heartbeat (its stale-trial detection), as caviar's workers have.
+    rdb = RDBStorage(storage, heartbeat_interval=1, grace_period=10) if report else storage
+    study = optuna.load_study(study_name=study_name, storage=rdb)
 
     def objective(trial: optuna.Trial) -> float:
         # The trials were enqueued with caviar's exact configurations, so both do the same work.
@@ -243,7 +250,8 @@ def run_optuna(
 
     Args:
         report: report the validation loss every epoch (``trial.report``), which stores a learning
-            curve as caviar does; without it Optuna writes nothing per epoch.
+            curve as caviar does, and run Optuna's heartbeat thread (``heartbeat_interval=1``); without
+            it Optuna writes nothing while a trial trains and cannot detect a dead process.
     """
     import optuna
 
@@ -280,6 +288,14 @@ def run_optuna(
 # --- main -----------------------------------------------------------------------------------------------
 
 
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median time, with every run's seconds attached."""
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    out = dict(ordered[(len(ordered) - 1) // 2])
+    out["runs"] = [round(r["seconds"], 3) for r in runs]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/15")
@@ -287,6 +303,8 @@ def main() -> None:
                         help="a PostgreSQL server URL whose user may CREATE DATABASE")
     parser.add_argument("--empty-trials", type=int, default=600)
     parser.add_argument("--digits-trials", type=int, default=24)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of every measurement, interleaved; the median is reported")
     parser.add_argument("--parts", default="a,b,c", help="which measurements: a, b, c")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
@@ -299,56 +317,62 @@ def main() -> None:
     results: dict[str, Any] = {
         "broker": mask_url(args.broker), "db": mask_url(args.db), "cores": os.cpu_count(),
     }
+    runs: dict[str, list[dict[str, Any]]] = {}
+    study = DIGITS_STUDY.format(trials=args.digits_trials, epochs=DIGITS_EPOCHS)
     try:
-        if "a" in parts:
-            results["a_empty"] = run_caviar(
-                EMPTY_STUDY.format(trials=args.empty_trials), broker=args.broker, db=db_url, concurrency=2,
-                log_dir=log_dir,
-            )
-        if "b" in parts or "c" in parts:
-            study = DIGITS_STUDY.format(trials=args.digits_trials, epochs=DIGITS_EPOCHS)
+        # Interleaved rounds, so a change in the machine's load hits every measurement alike.
+        for _ in range(args.repeat):
+            if "a" in parts:
+                runs.setdefault("a_empty", []).append(run_caviar(
+                    EMPTY_STUDY.format(trials=args.empty_trials), broker=args.broker, db=db_url,
+                    concurrency=2, log_dir=log_dir,
+                ))
             if "b" in parts:
-                results["b_digits_1"] = run_caviar(
-                    study, broker=args.broker, db=db_url, concurrency=1, log_dir=log_dir
+                runs.setdefault("b_digits_1", []).append(
+                    run_caviar(study, broker=args.broker, db=db_url, concurrency=1, log_dir=log_dir)
                 )
-            results["b_digits_2"] = run_caviar(
-                study, broker=args.broker, db=db_url, concurrency=2, log_dir=log_dir
-            )
-        if "c" in parts:
-            # Its own database: Optuna's schema has a `studies` table too.
-            configs = results["b_digits_2"]["configs"]
-            for key, report in (("c_optuna_2", False), ("c_optuna_2_curves", True)):
-                optuna_url, optuna_name = create_database(args.db)
-                try:
-                    results[key] = run_optuna(optuna_url, configs, 2, report=report)
-                finally:
-                    drop_database(args.db, optuna_name)
+            if "b" in parts or "c" in parts:
+                caviar2 = run_caviar(study, broker=args.broker, db=db_url, concurrency=2, log_dir=log_dir)
+                runs.setdefault("b_digits_2", []).append(caviar2)
+            if "c" in parts:
+                for key, report in (("c_optuna_2", False), ("c_optuna_2_curves", True)):
+                    # Its own database: Optuna's schema has a `studies` table too.
+                    optuna_url, optuna_name = create_database(args.db)
+                    try:
+                        runs.setdefault(key, []).append(
+                            run_optuna(optuna_url, caviar2["configs"], 2, report=report)
+                        )
+                    finally:
+                        drop_database(args.db, optuna_name)
     finally:
         drop_database(args.db, db_name)
+    for key, measured in runs.items():
+        results[key] = _median_run(measured)
+        results[key].pop("configs", None)
 
-    for r in results.values():
-        if isinstance(r, dict):
-            r.pop("configs", None)
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"broker {results['broker']}, database {results['db']}, {results['cores']} cores")
-    print(f"{'measurement':<52} {'trials':>6} {'seconds':>8} {'trials/s':>9}")
+    print(f"broker {results['broker']}, database {results['db']}, {results['cores']} cores, "
+          f"median of {args.repeat} interleaved runs")
+    print(f"{'measurement':<50} {'trials':>6} {'seconds':>8} {'trials/s':>9}  runs (s)")
     rows = [
         ("a_empty", "(a) empty trials, 1 worker x 2 processes"),
         ("b_digits_1", "(b) digits study, 1 process"),
         ("b_digits_2", "(b) digits study, 2 processes"),
-        ("c_optuna_2", "(c) Optuna, same trials, 2 processes, no curves"),
-        ("c_optuna_2_curves", "(c) Optuna, same trials, 2 processes, trial.report"),
+        ("c_optuna_2", "(c) Optuna, same trials, 2 processes, bare"),
+        ("c_optuna_2_curves", "(c) Optuna, same, + trial.report and heartbeat"),
     ]
     for key, label in rows:
         if key in results:
             r = results[key]
-            print(f"{label:<52} {r['trials']:>6} {r['seconds']:>8.2f} {r['trials_per_second']:>9.1f}")
+            spread = ", ".join(f"{x:.1f}" for x in r["runs"])
+            row = f"{label:<50} {r['trials']:>6} {r['seconds']:>8.2f} {r['trials_per_second']:>9.1f}"
+            print(f"{row}  {spread}")
     if "b_digits_1" in results:
         speedup = results["b_digits_1"]["seconds"] / results["b_digits_2"]["seconds"]
         print(f"speed-up from 1 to 2 processes: {speedup:.2f}x")
-    for key, what in (("c_optuna_2", "no curves"), ("c_optuna_2_curves", "per-epoch trial.report")):
+    for key, what in (("c_optuna_2", "bare"), ("c_optuna_2_curves", "curves + heartbeat")):
         if key in results:
             ratio = results[key]["seconds"] / results["b_digits_2"]["seconds"]
             print(f"Optuna ({what}) wall time / caviar wall time, 2 processes each: {ratio:.2f}x")

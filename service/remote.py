@@ -17,7 +17,13 @@ from service.errors import describe, mask_url
 from service.store import Store, repo
 from service.store.models import FINISHED, Study, Trial
 
-__all__ = ["QueueStatus", "StudyProgress", "submit_remote", "follow", "queue_status", "study_progress"]
+__all__ = [
+    "BrokerUnavailable", "QueueStatus", "StudyProgress", "submit_remote", "follow", "queue_status", "study_progress",
+]
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker could not be reached; the message is one line with the password masked."""
 
 
 def submit_remote(
@@ -62,7 +68,8 @@ def _check_broker(url: str) -> None:
     try:
         client.ping()
     except redis.exceptions.RedisError as exc:
-        raise ConnectionError(f"broker {mask_url(url)} unreachable: {describe(exc)}") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BrokerUnavailable(f"{mask_url(url)} unreachable: {mask_url(reason)}") from None
     finally:
         client.close()
 
