@@ -18,7 +18,8 @@ from service.store import Store, repo
 from service.store.models import FINISHED, Study, Trial
 
 __all__ = [
-    "BrokerUnavailable", "QueueStatus", "StudyProgress", "submit_remote", "follow", "queue_status", "study_progress",
+    "BrokerUnavailable", "QueueStatus", "StudyProgress",
+    "submit_remote", "follow", "queue_status", "study_progress",
 ]
 
 
