@@ -69,9 +69,17 @@ def test_submit_then_two_workers_match_the_embedded_default(
 
 def test_run_with_broker_follows_the_study(redis_server: RedisServer, tmp_path: Path) -> None:  # noqa: F811
     db_url = f"sqlite:///{tmp_path}/caviar.db"
-    env = worker_env(redis_server.url, db_url)
+    # A worker started from a multi-threaded environment pins its processes to one thread anyway.
+    env = worker_env(redis_server.url, db_url, OPENBLAS_NUM_THREADS="4", OMP_NUM_THREADS="4")
     with worker_pool(env, tmp_path) as start:
         worker = start("one", concurrency=2)
+        wait_for(lambda: len(worker.pool_children()) == 2, 120, "the pool", workers=[worker])
+        import psutil
+
+        for pid in [worker.pid, *worker.pool_children()]:
+            environ = psutil.Process(pid).environ()
+            for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+                assert environ[var] == "1", (pid, var)
         done = run_cli(
             "run", str(QUICK), "--broker", redis_server.url, "--format", "json", env=env, timeout=180
         )
