@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from celery import Celery
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.errors import describe
 from service.store import Store, repo
 from service.store.models import FINISHED, Study, Trial
-from workers.broker import message_ids, redis_client
+from workers.broker import message_ids, queue_depth, redis_client
 from workers.dispatch import dispatch
 from workers.settings import WorkerSettings
 
@@ -55,26 +55,47 @@ class ReapReport:
         return bool(self.requeued or self.failed or self.resent or self.advanced)
 
 
+def _live_unfinished_count(store: Store) -> int:
+    """Queued and running trials of studies that are still queued or running."""
+
+    def query(s: Session) -> int:
+        return int(
+            s.execute(
+                select(func.count())
+                .select_from(Trial)
+                .join(Study, Study.id == Trial.study_id)
+                .where(Trial.status.in_(("queued", "running")), Study.state.in_(("queued", "running")))
+            ).scalar_one()
+        )
+
+    return store.run(query)
+
+
 def lost_messages(store: Store, settings: WorkerSettings) -> list[str]:
     """QUEUED trials of live studies, older than :data:`LOST_MESSAGE_GRACE`, with no message in the broker.
 
-    The database is read before the broker, so a trial sent in between is seen in the broker; a trial
-    whose message is between the queue and the unacked hash (kombu moves it in two steps) may be sent
-    twice, which is harmless.
+    A cheap check comes first: when the broker holds at least as many messages (waiting plus
+    unacknowledged) as there are queued and running trials, nothing is scanned. Otherwise the database
+    is read before the broker, so a trial sent in between is seen in the broker; a trial whose message
+    is between the queue and the unacked hash (kombu moves it in two steps) may be sent twice, which
+    is harmless.
     """
-    queued = set(repo.queued_trial_ids(store))
-    if not queued:
-        return []
-    threshold = store.now() - timedelta(seconds=LOST_MESSAGE_GRACE)
-    old = set(
-        store.run(
-            lambda s: s.execute(
-                select(Trial.id).where(Trial.status == "queued", Trial.created_at < threshold)
-            ).scalars().all()
-        )
-    )
     client = redis_client(settings.broker_url)
     try:
+        view = queue_depth(client, settings.queue)
+        if view.queued + view.unacked >= _live_unfinished_count(store):
+            return []
+        queued = set(repo.queued_trial_ids(store))
+        if not queued:
+            return []
+        threshold = store.now() - timedelta(seconds=LOST_MESSAGE_GRACE)
+        old = set(
+            store.run(
+                lambda s: s.execute(
+                    select(Trial.id).where(Trial.status == "queued", Trial.created_at < threshold)
+                ).scalars().all()
+            )
+        )
         present = message_ids(client, settings.queue)
     finally:
         client.close()
