@@ -92,3 +92,24 @@ def test_celery_env_override_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
         make_app(WorkerSettings())
     assert info.value.field == "CELERY_BROKER_URL"
     assert "hunter2" not in str(info.value)
+
+
+def test_worker_rejects_a_non_redis_broker_with_exit_2(tmp_path) -> None:
+    from worker_procs import run_cli, worker_env
+
+    env = worker_env("amqp://bob:hunter2@host//", f"sqlite:///{tmp_path}/caviar.db")
+    done = run_cli("worker", "-c", "1", env=env, timeout=60)
+    assert done.returncode == 2
+    assert "hunter2" not in done.stderr and "redis://" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_submit_of_a_bad_study_exits_2_and_writes_nothing(tmp_path) -> None:
+    from worker_procs import free_port_url, run_cli, worker_env
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[study]\nname = "x"\ndataset = "nope"\n')
+    db = tmp_path / "caviar.db"
+    done = run_cli("submit", str(bad), env=worker_env(free_port_url("pw"), f"sqlite:///{db}"), timeout=60)
+    assert done.returncode == 2
+    assert not db.exists()
