@@ -58,7 +58,6 @@ def run_worker(
     for module in PRELOAD:
         importlib.import_module(module)
 
-
     from workers.app import app
     from workers.reaper import Reaper
 
