@@ -85,10 +85,12 @@ class StudyProgress:
 
     @property
     def done(self) -> int:
+        """Trials of the round that reached a final status."""
         return sum(n for status, n in self.counts.items() if status in FINISHED)
 
     @property
     def total(self) -> int:
+        """Trials of the round."""
         return sum(self.counts.values())
 
 
