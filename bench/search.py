@@ -203,8 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--first-seed", dest="first_seed", type=int, default=0,
                    help="seeds first..first+N-1 (tune on other seeds than the ones you report)")
     p.add_argument("--budget", type=int, default=48, help="trials per run (grid is fixed at 48)")
-    p.add_argument("--rounds", type=int, default=3, help="coarse-to-fine rounds (budget split evenly)")
-    p.add_argument("--keep-top", dest="keep_top", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=4, help="coarse-to-fine rounds (budget split evenly)")
+    p.add_argument("--keep-top", dest="keep_top", type=int, default=3)
     p.add_argument("--margin", type=float, default=0.5)
     p.add_argument("--sampler", default="random", choices=("random", "sobol"), help="c2f's sampler per round")
     p.add_argument("--epochs", type=int, default=8)
