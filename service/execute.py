@@ -1,9 +1,11 @@
 """Running one trial: the code shared by the local process pool and Celery workers.
 
 :func:`execute_trial` claims the trial (a lease: status ``running`` and the attempt number), trains
-it with a heartbeat and a learning-curve row written every epoch, records the outcome once, and
-advances the study. Every step is idempotent, so a trial delivered twice runs and is stored once, and
-a worker that dies mid-trial leaves a stale heartbeat for a reaper (or ``caviar resume``) to requeue.
+it with a heartbeat and a learning-curve row written every epoch (the last epoch's with the result),
+records the outcome once, and advances the study. A trial takes two transactions when nothing is
+due (claim; result, last epoch and the round's progress) plus one per earlier epoch. Every step is
+idempotent, so a trial delivered twice runs and is stored once, and a worker that dies mid-trial
+leaves a stale heartbeat for a reaper (or ``caviar resume``) to requeue.
 """
 
 from __future__ import annotations
@@ -78,27 +80,38 @@ def execute_trial(
         # Finished already (a duplicate delivery, or a crash after recording): the study may still need
         # advancing if the process that recorded it died before doing so.
         return advance_study(store, row.study_id) if row is not None else []
+    last_epoch: list[dict[str, Any]] = []
     try:
         spec = study_spec(store, claim.study_id)
         config = trial_config(spec, claim.params, claim.seed)
         data = trial_dataset(spec, config["dtype"])
         from core.nn import train
 
+        epochs = int(config["epochs"])
+
         def on_epoch(entry: dict[str, Any]) -> bool:
+            if int(entry["epoch"]) >= epochs:
+                # The last epoch's row and heartbeat go with the result, in its transaction: a trial
+                # with no epoch left has nothing for a cancellation to stop.
+                last_epoch.append(entry)
+                return True
             return repo.epoch_tick(store, trial_id, claim.attempt, entry)
 
         result = train(config, data, on_epoch=on_epoch)
     except StoreError:
         raise
     except Exception as exc:  # the trial failed; the study goes on
-        repo.finish_trial(store, trial_id, claim.attempt, "failed", error=describe(exc))
+        status, metrics, error = "failed", None, describe(exc)
     else:
+        status, error = result.status, None
         metrics = {key: getattr(result, key, None) for key in repo.METRICS}
-        if result.status == "cancelled":
+        if status == "cancelled":
             study = repo.get_study(store, claim.study_id)
-            if study is not None and study.state == "cancelled":
-                repo.finish_trial(store, trial_id, claim.attempt, "cancelled", metrics)
-            # Otherwise the lease was lost (the trial was requeued): its new holder records the result.
-        else:
-            repo.finish_trial(store, trial_id, claim.attempt, result.status, metrics)
-    return advance_study(store, claim.study_id)
+            if study is None or study.state != "cancelled":
+                # The lease was lost (the trial was requeued): its new holder records the result.
+                return advance_study(store, claim.study_id)
+    _recorded, progress = repo.finish_trial_progress(
+        store, trial_id, claim.study_id, claim.attempt, status, metrics, error=error,
+        last_epoch=last_epoch[-1] if last_epoch else None,
+    )
+    return advance_study(store, claim.study_id, progress)

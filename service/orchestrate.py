@@ -10,11 +10,13 @@ reaper (Celery) dispatch again.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
 import secrets
 import threading
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -72,13 +74,21 @@ def _round_trials(study_id: str, spec: Any, plan: Any) -> list[tuple[str, int, d
     ]
 
 
-def submit(store: Store, spec: Any, *, text: str | None = None) -> tuple[str, list[str]]:
+def submit(
+    store: Store, spec: Any, *, text: str | None = None, base_dir: str | Path | None = None
+) -> tuple[str, list[str]]:
     """Record a study and its round 0; return (study id, trial ids to dispatch).
+
+    The recorded spec, which workers re-parse, names its data file by an absolute path: workers run in
+    other directories (or on other machines sharing a file system). :func:`service.study_file.
+    load_study_file` already resolves ``data`` against the study file's folder; a spec parsed from text
+    with a relative ``data`` is resolved here against ``base_dir``. ``raw`` keeps the text as given.
 
     Args:
         store: the study store.
         spec: the parsed study (:class:`core.search.StudySpec`).
         text: the study file's text, kept for reference (workers re-parse ``spec.to_dict()``).
+        base_dir: the folder a relative ``data`` path is relative to (default: the current directory).
 
     Raises:
         BadInput: the study proposes no trial at all.
@@ -86,6 +96,9 @@ def submit(store: Store, spec: Any, *, text: str | None = None) -> tuple[str, li
     from core.errors import BadInput
     from core.search import plan_round
 
+    if spec.data is not None and not Path(spec.data).is_absolute():
+        base = Path(base_dir) if base_dir is not None else Path.cwd()
+        spec = dataclasses.replace(spec, data=str((base / spec.data).resolve()))
     raw = json.loads(json.dumps(spec.raw))  # as the database will give it back
     plan = plan_round(spec, [])
     if plan is None or not plan.trials:
@@ -109,10 +122,16 @@ def submit(store: Store, spec: Any, *, text: str | None = None) -> tuple[str, li
     return study_id, [t[0] for t in trials]
 
 
-def advance_study(store: Store, study_id: str) -> list[str]:
+def advance_study(store: Store, study_id: str, progress: repo.Progress | None = None) -> list[str]:
     """Create the next round if the latest one is finished, or mark the study complete.
 
-    Idempotent; safe to call concurrently from many processes.
+    Idempotent; safe to call concurrently from many processes. Deciding that nothing is due (the usual
+    case: the round still has trials to run) takes one query, or none when ``progress`` is given.
+
+    Args:
+        progress: the study's progress read after the caller's last write committed (or in the same
+            transaction, under the study's lock: :func:`service.store.repo.finish_trial_progress`);
+            None reads it here.
 
     Returns:
         The ids of trials this call queued (empty if nothing was due or another process created the
@@ -120,16 +139,14 @@ def advance_study(store: Store, study_id: str) -> list[str]:
     """
     from core.search import plan_round
 
-    study = repo.get_study(store, study_id)
-    if study is None or study.state in ("complete", "failed", "cancelled"):
-        return []
-    latest = repo.latest_round(store, study_id)
-    if latest is not None and not repo.round_finished(store, study_id, latest):
+    if progress is None:
+        progress = repo.study_progress(store, study_id)
+    if not progress.due:
         return []
     spec = study_spec(store, study_id)
-    previous = repo.round_results(store, study_id, study.objective)
-    if latest is not None:
-        previous = previous[: latest + 1]
+    previous = repo.round_results(store, study_id, progress.objective or spec.objective)
+    if progress.latest is not None:
+        previous = previous[: progress.latest + 1]
     plan = plan_round(spec, previous)
     if plan is None or not plan.trials:
         repo.set_study_state(store, study_id, "complete", only_from=("queued", "running"))

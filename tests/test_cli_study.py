@@ -227,7 +227,9 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> No
 
 def test_cancel_stops_a_running_study(tmp_path: Path) -> None:
     study_file = tmp_path / "study.toml"
-    study_file.write_text(STUDY.format(epochs=300))
+    # Long trials (seconds each), so the cancel lands while round 0 still has queued trials: at 300
+    # epochs an iris trial took a third of a second and the study could finish before `caviar cancel`.
+    study_file.write_text(STUDY.format(epochs=20_000))
     db = f"sqlite:///{tmp_path / 'c.db'}"
     env = {k: v for k, v in os.environ.items() if k != "CAVIAR_BROKER_URL"}
     env["CAVIAR_DATABASE_URL"] = db

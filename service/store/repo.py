@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.errors import BadInput
-from service.store.clock import as_utc, db_now
+from service.store.clock import as_utc, db_ago, db_now
 from service.store.models import FINISHED, Epoch, Round, Study, Trial
 from service.store.store import Store
 
@@ -59,6 +59,9 @@ __all__ = [
     "epoch_tick",
     "heartbeat",
     "finish_trial",
+    "finish_trial_progress",
+    "Progress",
+    "study_progress",
     "requeue_trial",
     "requeue_running",
     "stale_running",
@@ -549,52 +552,68 @@ def claim_trial(
     under a live lease, is not claimed. Previous attempts' epoch rows are deleted so the learning curve
     is the new attempt's.
 
+    The usual case is one conditional ``UPDATE ... RETURNING`` (the row's own lock decides between two
+    claimants); it also returns whether the study is still ``queued`` and whether epoch rows exist, so
+    those writes are made only when needed. The rarer outcomes (finished, live lease, attempt cap) are
+    told apart by reading the row afterwards, in the same transaction.
+
     Args:
-        steal_after: also claim a ``running`` trial whose heartbeat is older than this many seconds
-            (its worker is presumed dead); None claims queued trials only.
+        steal_after: also claim a ``running`` trial whose heartbeat is older than this many seconds by
+            the database's clock (its worker is presumed dead); None claims queued trials only.
 
     Returns:
         The claim, or None if this call did not claim the trial.
     """
+    claimable = Trial.status == "queued"
+    if steal_after is not None:
+        claimable = claimable | and_(Trial.status == "running", Trial.heartbeat_at < db_ago(steal_after))
+    study_state = select(Study.state).where(Study.id == Trial.study_id).scalar_subquery()
+    has_epochs = select(Epoch.trial_id).where(Epoch.trial_id == Trial.id).exists()
+    claim_stmt = (
+        update(Trial)
+        .where(Trial.id == trial_id, Trial.attempts < max_attempts, claimable)
+        .values(
+            status="running", attempts=Trial.attempts + 1, worker=worker, started_at=db_now(),
+            heartbeat_at=db_now(), finished_at=None, error=None,
+        )
+        .returning(
+            Trial.study_id, Trial.round_index, Trial.trial_index, Trial.params, Trial.seed, Trial.attempts,
+            study_state, has_epochs,
+        )
+    )
 
     def go(s: Session) -> Claim | None:
-        row = s.get(Trial, trial_id)
-        if row is None or row.status in FINISHED:
+        row = s.execute(claim_stmt).one_or_none()
+        if row is None:
+            _refuse_claim(s, trial_id, claimable, max_attempts)
             return None
-        claimable = Trial.status == "queued"
-        if steal_after is not None:
-            cutoff = s.execute(select(db_now())).scalar_one() - timedelta(seconds=steal_after)
-            claimable = claimable | and_(Trial.status == "running", Trial.heartbeat_at < cutoff)
-        if row.attempts >= max_attempts:
+        study_id, round_index, trial_index, params, seed, attempt, state, stale_curve = row
+        if stale_curve:
+            s.execute(delete(Epoch).where(Epoch.trial_id == trial_id))
+        if state == "queued":
             s.execute(
-                update(Trial)
-                .where(Trial.id == trial_id, claimable)
-                .values(
-                    status="failed", finished_at=db_now(),
-                    error=f"gave up after {row.attempts} attempts (the attempt cap is {max_attempts})",
-                )
+                update(Study).where(Study.id == study_id, Study.state == "queued").values(state="running")
             )
-            return None
-        attempt = row.attempts + 1
-        claimed = s.execute(
-            update(Trial)
-            .where(Trial.id == trial_id, Trial.attempts == row.attempts, claimable)
-            .values(
-                status="running", attempts=attempt, worker=worker, started_at=db_now(),
-                heartbeat_at=db_now(), finished_at=None, error=None,
-            )
-        ).rowcount
-        if not claimed:
-            return None
-        s.execute(delete(Epoch).where(Epoch.trial_id == trial_id))
-        s.execute(
-            update(Study).where(Study.id == row.study_id, Study.state == "queued").values(state="running")
-        )
-        return Claim(
-            trial_id, row.study_id, row.round_index, row.trial_index, dict(row.params), row.seed, attempt
-        )
+        return Claim(trial_id, study_id, round_index, trial_index, dict(params), seed, attempt)
 
     return store.run(go)
+
+
+def _refuse_claim(s: Session, trial_id: str, claimable: Any, max_attempts: int) -> None:
+    """A claim that did not happen: mark the trial ``failed`` if it is claimable but at the cap."""
+    attempts = s.execute(
+        select(Trial.attempts).where(Trial.id == trial_id, Trial.status.not_in(list(FINISHED)))
+    ).scalar_one_or_none()
+    if attempts is None or attempts < max_attempts:
+        return  # missing, finished, running under a live lease, or claimed by another process just now
+    s.execute(
+        update(Trial)
+        .where(Trial.id == trial_id, Trial.attempts == attempts, claimable)
+        .values(
+            status="failed", finished_at=db_now(),
+            error=f"gave up after {attempts} attempts (the attempt cap is {max_attempts})",
+        )
+    )
 
 
 def _lease(trial_id: str, attempt: int):  # type: ignore[no-untyped-def]
@@ -629,13 +648,41 @@ def epoch_tick(store: Store, trial_id: str, attempt: int, entry: dict[str, Any] 
             .values(heartbeat_at=db_now())
         ).rowcount
         if held and entry is not None:
-            row = {"trial_id": trial_id, "epoch": int(entry["epoch"])}
-            for key in ("train_loss", "val_loss", "val_accuracy", "learning_rate", "seconds"):
-                row[key] = _finite(entry.get(key))
-            s.execute(_insert(s)(Epoch).values(**row).on_conflict_do_nothing())
+            s.execute(_insert(s)(Epoch).values(**_epoch_row(trial_id, entry)).on_conflict_do_nothing())
         return bool(held)
 
     return store.run(go)
+
+
+def _epoch_row(trial_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {"trial_id": trial_id, "epoch": int(entry["epoch"])}
+    for key in ("train_loss", "val_loss", "val_accuracy", "learning_rate", "seconds"):
+        row[key] = _finite(entry.get(key))
+    return row
+
+
+def _finish(
+    s: Session,
+    trial_id: str,
+    attempt: int,
+    status: str,
+    metrics: dict[str, Any] | None,
+    error: str | None,
+    last_epoch: dict[str, Any] | None,
+) -> bool:
+    if status not in FINISHED:
+        raise ValueError(f"not a final status: {status}")
+    values: dict[str, Any] = {"status": status, "finished_at": db_now(), "heartbeat_at": db_now()}
+    for key in METRICS:
+        if metrics and key in metrics:
+            value = metrics[key]
+            values[key] = int(value) if key == "epochs_run" and value is not None else _finite(value)
+    if error is not None:
+        values["error"] = error[:4000]
+    recorded = bool(s.execute(update(Trial).where(_lease(trial_id, attempt)).values(**values)).rowcount)
+    if recorded and last_epoch is not None:
+        s.execute(_insert(s)(Epoch).values(**_epoch_row(trial_id, last_epoch)).on_conflict_do_nothing())
+    return recorded
 
 
 def finish_trial(
@@ -646,6 +693,7 @@ def finish_trial(
     metrics: dict[str, Any] | None = None,
     *,
     error: str | None = None,
+    last_epoch: dict[str, Any] | None = None,
 ) -> bool:
     """Record an attempt's outcome, once: only the holder of the lease can, and only the first time.
 
@@ -653,21 +701,88 @@ def finish_trial(
         status: ``complete``, ``diverged``, ``failed`` or ``cancelled``.
         metrics: final metrics (:data:`METRICS` keys); NaN and infinities are stored as NULL.
         error: the error text of a failed trial.
+        last_epoch: a learning-curve row not yet written (the last epoch's), stored in the same
+            transaction, idempotently, if the result is.
 
     Returns:
         True if this call recorded the result; False if it was recorded already or the lease was lost.
     """
-    if status not in FINISHED:
-        raise ValueError(f"not a final status: {status}")
-    values: dict[str, Any] = {"status": status, "finished_at": db_now(), "heartbeat_at": db_now()}
-    for key in METRICS:
-        if metrics and key in metrics:
-            value = metrics[key]
-            values[key] = int(value) if key == "epochs_run" and value is not None else _finite(value)
-    if error is not None:
-        values["error"] = error[:4000]
-    stmt = update(Trial).where(_lease(trial_id, attempt)).values(**values)
-    return bool(store.run(lambda s: s.execute(stmt).rowcount))
+    return store.run(lambda s: _finish(s, trial_id, attempt, status, metrics, error, last_epoch))
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a study stands, from one query: enough to decide whether to advance it.
+
+    Attributes:
+        state: the study's state (None: no such study).
+        objective: the study's objective column.
+        latest: the index of its latest round (None before round 0 exists).
+        pending: the latest round's trials that are queued or running.
+    """
+
+    state: str | None
+    objective: str | None = None
+    latest: int | None = None
+    pending: int = 0
+
+    @property
+    def due(self) -> bool:
+        """True when the study is live and its latest round is over (or none exists): advance it."""
+        return self.state in ("queued", "running") and self.pending == 0
+
+
+def _progress(s: Session, study_id: str) -> Progress:
+    latest = (
+        select(func.max(Round.round_index)).where(Round.study_id == study_id).scalar_subquery()
+    )
+    pending = (
+        select(func.count())
+        .select_from(Trial)
+        .where(Trial.study_id == study_id, Trial.round_index == latest, Trial.status.not_in(list(FINISHED)))
+        .scalar_subquery()
+    )
+    row = s.execute(
+        select(Study.state, Study.objective, latest, pending).where(Study.id == study_id)
+    ).one_or_none()
+    if row is None:
+        return Progress(None)
+    return Progress(row[0], row[1], row[2], int(row[3] or 0))
+
+
+def study_progress(store: Store, study_id: str) -> Progress:
+    """The study's state and its latest round's unfinished trials, in one query."""
+    return store.run(lambda s: _progress(s, study_id))
+
+
+def finish_trial_progress(
+    store: Store,
+    trial_id: str,
+    study_id: str,
+    attempt: int,
+    status: str,
+    metrics: dict[str, Any] | None = None,
+    *,
+    error: str | None = None,
+    last_epoch: dict[str, Any] | None = None,
+) -> tuple[bool, Progress]:
+    """:func:`finish_trial`, then :func:`study_progress`, in one transaction.
+
+    The study's row is locked (``FOR NO KEY UPDATE`` on PostgreSQL; SQLite transactions are serial)
+    between recording and counting, so of two trials finishing a round at the same moment the second
+    to take the lock counts after the first committed: at least one of them sees the round over.
+    Without the lock each could miss the other's uncommitted result and neither would advance.
+
+    Returns:
+        (True if this call recorded the result, the study's progress after it).
+    """
+
+    def go(s: Session) -> tuple[bool, Progress]:
+        recorded = _finish(s, trial_id, attempt, status, metrics, error, last_epoch)
+        s.execute(select(Study.id).where(Study.id == study_id).with_for_update(key_share=True))
+        return recorded, _progress(s, study_id)
+
+    return store.run(go)
 
 
 def requeue_trial(store: Store, trial_id: str, *, give_back_attempt: bool = False) -> bool:

@@ -1,0 +1,247 @@
+"""The trial path's fewer transactions keep their guarantees, on real SQLite files and PostgreSQL:
+claims by the database clock, a new attempt's curve replacing the old one, the last epoch stored with
+the result, a round advanced when two trials finish it together, and data paths that do not depend on
+the worker's directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from pg_server import pg_server, pg_url  # noqa: F401 - fixtures
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from core.search import load_study
+from service import orchestrate
+from service.execute import execute_trial
+from service.orchestrate import advance_study, submit
+from service.store import open_store, repo
+from service.study_file import load_study_file
+
+CAVIAR = str(Path(sys.executable).parent / "caviar")
+
+STUDY = """
+[study]
+name = "execute-test"
+{source}
+objective = "val_loss"
+strategy = "coarse-to-fine"
+seed = 5
+
+[strategy]
+rounds = 2
+trials_per_round = 3
+keep_top = 2
+
+[fixed]
+epochs = 3
+batch_size = 16
+hidden_units = 8
+layers = 1
+
+[space]
+learning_rate = {{ log = [1e-3, 1e-1] }}
+"""
+
+IRIS = STUDY.format(source='dataset = "iris"')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database of each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'caviar.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+def test_a_claim_takes_over_only_a_stale_heartbeat(url: str) -> None:
+    # Given a trial claimed by a worker that then went silent
+    store = open_store(url)
+    _sid, ids = submit(store, load_study(IRIS))
+    assert repo.claim_trial(store, ids[0], "dead@host").attempt == 1
+    # When another delivery arrives while the heartbeat is fresh, it does not take the trial
+    assert repo.claim_trial(store, ids[0], "w2", steal_after=60.0) is None
+    # Then once the heartbeat is older than steal_after by the database's clock, it does
+    time.sleep(1.2)
+    stolen = repo.claim_trial(store, ids[0], "w2", steal_after=1.0)
+    assert stolen is not None and stolen.attempt == 2
+    assert repo.trial(store, ids[0]).worker == "w2"
+    # And the old attempt can no longer write
+    assert not repo.epoch_tick(store, ids[0], 1, {"epoch": 1, "val_loss": 1.0})
+
+
+def test_a_new_attempt_replaces_the_learning_curve(url: str) -> None:
+    # Given an attempt that wrote two epochs and was interrupted (its attempt given back, as Ctrl-C does)
+    store = open_store(url)
+    _sid, ids = submit(store, load_study(IRIS))
+    claim = repo.claim_trial(store, ids[0], "w")
+    for epoch in (1, 2):
+        assert repo.epoch_tick(store, ids[0], claim.attempt, {"epoch": epoch, "val_loss": 9.0})
+    assert repo.requeue_trial(store, ids[0], give_back_attempt=True)
+    # When it is claimed again (the same attempt number)
+    again = repo.claim_trial(store, ids[0], "w")
+    assert again is not None and again.attempt == 1
+    # Then the old curve is gone and the new attempt's rows are the ones stored
+    assert repo.epochs_of(store, [ids[0]])[ids[0]] == []
+    assert repo.epoch_tick(store, ids[0], again.attempt, {"epoch": 1, "val_loss": 0.5})
+    assert [r["val_loss"] for r in repo.epochs_of(store, [ids[0]])[ids[0]]] == [0.5]
+
+
+def test_the_last_epoch_is_stored_with_the_result_by_the_lease_holder_only(url: str) -> None:
+    store = open_store(url)
+    _sid, ids = submit(store, load_study(IRIS))
+    old = repo.claim_trial(store, ids[0], "w1")
+    assert repo.requeue_trial(store, ids[0])
+    new = repo.claim_trial(store, ids[0], "w2")
+    last = {"epoch": 3, "train_loss": 0.4, "val_loss": 0.5, "val_accuracy": 0.9, "learning_rate": 0.01}
+    # A lost lease records neither the result nor the row
+    assert not repo.finish_trial(store, ids[0], old.attempt, "complete", {"val_loss": 0.5}, last_epoch=last)
+    assert repo.epochs_of(store, [ids[0]])[ids[0]] == []
+    # The holder records both, once
+    assert repo.finish_trial(store, ids[0], new.attempt, "complete", {"val_loss": 0.5}, last_epoch=last)
+    assert not repo.finish_trial(store, ids[0], new.attempt, "complete", {"val_loss": 0.1}, last_epoch=last)
+    rows = repo.epochs_of(store, [ids[0]])[ids[0]]
+    assert [(r["epoch"], r["val_loss"]) for r in rows] == [(3, 0.5)]
+    assert repo.trial(store, ids[0]).val_loss == 0.5
+
+
+def test_execute_trial_stores_every_epoch_and_the_heartbeat(url: str) -> None:
+    store = open_store(url)
+    study_id, ids = submit(store, load_study(IRIS))
+    assert execute_trial(store, ids[0], worker="w") == []
+    row = repo.trial(store, ids[0])
+    assert row.status == "complete" and row.epochs_run == 3
+    curve = repo.epochs_of(store, [ids[0]])[ids[0]]
+    assert [r["epoch"] for r in curve] == [1, 2, 3]
+    assert curve[-1]["val_loss"] == pytest.approx(row.val_loss)
+    age = repo.heartbeat_age(store, ids[0])
+    assert age is not None and 0 <= age < 60
+    assert repo.require_study(store, study_id).state == "running"
+
+
+def test_two_trials_finishing_a_round_together_advance_it(url: str) -> None:
+    # Given a round of three trials, one finished and two running
+    store = open_store(url)
+    study_id, ids = submit(store, load_study(IRIS))
+    claim = repo.claim_trial(store, ids[0], "w")
+    assert repo.finish_trial(store, ids[0], claim.attempt, "complete", {"val_loss": 0.3})
+    a = repo.claim_trial(store, ids[1], "a")
+    b = repo.claim_trial(store, ids[2], "b")
+    # When trial A records its result but has not committed yet while trial B records its own
+    release = threading.Event()
+    results: dict[str, repo.Progress] = {}
+
+    def hold_commit(session: Session) -> None:
+        if threading.current_thread().name == "finisher-a":
+            release.wait(30)
+
+    def finish(name: str, claim: repo.Claim, value: float) -> None:
+        _, results[name] = repo.finish_trial_progress(
+            store, claim.trial_id, study_id, claim.attempt, "complete", {"val_loss": value}
+        )
+
+    event.listen(Session, "before_commit", hold_commit)
+    try:
+        ta = threading.Thread(target=finish, args=("a", a, 0.2), name="finisher-a")
+        ta.start()
+        time.sleep(0.3)  # A is inside its transaction, waiting to commit
+        tb = threading.Thread(target=finish, args=("b", b, 0.1), name="finisher-b")
+        tb.start()
+        time.sleep(0.5)  # B records and, without the study lock, would count A as still running
+        release.set()
+        ta.join(60)
+        tb.join(60)
+    finally:
+        release.set()
+        event.remove(Session, "before_commit", hold_commit)
+    # Then exactly one of them finds the round over, and advancing with its reading creates round 1
+    assert sorted(p.due for p in results.values()) == [False, True]
+    due = next(p for p in results.values() if p.due)
+    assert due.pending == 0 and due.latest == 0
+    assert len(advance_study(store, study_id, due)) == 3
+    assert [r.round_index for r in repo.rounds(store, study_id)] == [0, 1]
+
+
+def test_study_progress_is_one_reading(url: str) -> None:
+    store = open_store(url)
+    assert repo.study_progress(store, "no-such-study") == repo.Progress(None)
+    study_id, ids = submit(store, load_study(IRIS))
+    progress = repo.study_progress(store, study_id)
+    reading = (progress.state, progress.objective, progress.latest, progress.pending)
+    assert reading == ("queued", "val_loss", 0, 3)
+    assert not progress.due
+    repo.cancel_study(store, study_id)
+    assert not repo.study_progress(store, study_id).due
+
+
+# --- relative data paths -------------------------------------------------------------------------------
+
+
+def _write_csv(path: Path) -> None:
+    from sklearn.datasets import load_iris
+
+    data = load_iris()
+    lines = ["a,b,c,d,label"]
+    for x, y in zip(data.data, data.target, strict=True):
+        lines.append(",".join(f"{v:.1f}" for v in x) + f",{int(y)}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_relative_data_is_stored_absolute_and_found_from_any_directory(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a study file whose data path is relative to the file's folder
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    _write_csv(folder / "flowers.csv")
+    study_file = folder / "s.toml"
+    study_file.write_text(STUDY.format(source='data = "flowers.csv"\ntarget = "label"'))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # When it is submitted from another directory
+    monkeypatch.chdir(elsewhere)
+    store = open_store(url)
+    study_id, ids = submit(store, load_study_file(Path("..") / "studies" / "s.toml"))
+    # Then the spec workers use names the file absolutely; the raw table keeps the text as given
+    study = repo.require_study(store, study_id)
+    assert study.spec["study"]["data"] == str((folder / "flowers.csv").resolve())
+    assert study.spec_raw["study"]["data"] == "flowers.csv"
+    # And a worker in yet another directory, which parses the stored spec, runs the trials
+    orchestrate._specs.clear()
+    monkeypatch.chdir(tmp_path)
+    queue = list(ids)
+    while queue:
+        queue += execute_trial(store, queue.pop(0), worker="w")
+    assert repo.counts_by_status(store, study_id)["complete"] == 6
+
+
+def test_submit_resolves_a_relative_path_from_text_against_base_dir(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    spec = load_study(STUDY.format(source='data = "sub/flowers.csv"\ntarget = "label"'))
+    study_id, _ = submit(store, spec, base_dir=tmp_path)
+    assert repo.require_study(store, study_id).spec["study"]["data"] == str(tmp_path / "sub" / "flowers.csv")
+    assert repo.require_study(store, study_id).spec_raw["study"]["data"] == "sub/flowers.csv"
+
+
+def test_caviar_run_from_another_directory_finds_the_data_next_to_the_study(tmp_path: Path) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    _write_csv(folder / "flowers.csv")
+    (folder / "s.toml").write_text(STUDY.format(source='data = "flowers.csv"\ntarget = "label"'))
+    cwd = tmp_path / "run-here"
+    cwd.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("CAVIAR_DATABASE_URL", "CAVIAR_BROKER_URL")}
+    env["CAVIAR_DATABASE_URL"] = f"sqlite:///{tmp_path / 'c.db'}"
+    proc = subprocess.run([CAVIAR, "run", "../project/s.toml", "-w", "1", "--format", "json"], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    store = open_store(env["CAVIAR_DATABASE_URL"])
+    (study_id,) = repo.study_ids(store)
+    assert repo.require_study(store, study_id).state == "complete"
+    assert repo.counts_by_status(store, study_id)["complete"] == 6
