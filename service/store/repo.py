@@ -81,6 +81,11 @@ METRICS = ("val_loss", "val_accuracy", "train_loss", "epochs_run", "seconds", "s
 SORT_KEYS = ("objective", "val_loss", "val_accuracy", "seconds", "round", "id", "attempts")
 
 
+#: For the trial path's ORM updates: each runs in a fresh session holding no objects, so SQLAlchemy's
+#: default of evaluating the criteria against the identity map is pure overhead (a third of a millisecond).
+_NO_SYNC = {"synchronize_session": False}
+
+
 def _insert(store_or_session: Store | Session):  # type: ignore[no-untyped-def]
     dialect = (
         store_or_session.dialect
@@ -583,7 +588,7 @@ def claim_trial(
     )
 
     def go(s: Session) -> Claim | None:
-        row = s.execute(claim_stmt).one_or_none()
+        row = s.execute(claim_stmt, execution_options=_NO_SYNC).one_or_none()
         if row is None:
             _refuse_claim(s, trial_id, claimable, max_attempts)
             return None
@@ -645,7 +650,8 @@ def epoch_tick(store: Store, trial_id: str, attempt: int, entry: dict[str, Any] 
         held = s.execute(
             update(Trial)
             .where(_lease(trial_id, attempt), Trial.study_id.in_(live_study))
-            .values(heartbeat_at=db_now())
+            .values(heartbeat_at=db_now()),
+            execution_options=_NO_SYNC,
         ).rowcount
         if held and entry is not None:
             s.execute(_insert(s)(Epoch).values(**_epoch_row(trial_id, entry)).on_conflict_do_nothing())
@@ -679,7 +685,8 @@ def _finish(
             values[key] = int(value) if key == "epochs_run" and value is not None else _finite(value)
     if error is not None:
         values["error"] = error[:4000]
-    recorded = bool(s.execute(update(Trial).where(_lease(trial_id, attempt)).values(**values)).rowcount)
+    stmt = update(Trial).where(_lease(trial_id, attempt)).values(**values)
+    recorded = bool(s.execute(stmt, execution_options=_NO_SYNC).rowcount)
     if recorded and last_epoch is not None:
         s.execute(_insert(s)(Epoch).values(**_epoch_row(trial_id, last_epoch)).on_conflict_do_nothing())
     return recorded
