@@ -1,4 +1,8 @@
-"""Shared test configuration. Fixture modules that start real servers are registered here."""
+"""Shared test configuration.
+
+Fixtures that start real servers live in ``pg_server.py`` and ``redis_server.py``; test modules
+import them by name.
+"""
 
 from __future__ import annotations
 
