@@ -35,7 +35,9 @@ def upgrade() -> None:
     op.create_table(
         "rounds",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("study_id", sa.String(120), sa.ForeignKey("studies.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "study_id", sa.String(120), sa.ForeignKey("studies.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("round_index", sa.Integer(), nullable=False),
         sa.Column("region", sa.JSON(), nullable=False),
         sa.Column("parent_index", sa.Integer(), nullable=True),
@@ -45,7 +47,9 @@ def upgrade() -> None:
     op.create_table(
         "trials",
         sa.Column("id", sa.String(160), primary_key=True),
-        sa.Column("study_id", sa.String(120), sa.ForeignKey("studies.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "study_id", sa.String(120), sa.ForeignKey("studies.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("round_index", sa.Integer(), nullable=False),
         sa.Column("trial_index", sa.Integer(), nullable=False),
         sa.Column("params", sa.JSON(), nullable=False),
