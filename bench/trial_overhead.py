@@ -25,7 +25,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -35,51 +34,18 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-STUDY = """
-[study]
-name = "bench-overhead"
-dataset = "iris"
-objective = "val_loss"
-strategy = "random"
-seed = 0
-
-[strategy]
-trials = {trials}
-
-[fixed]
-epochs = 1
-layers = 1
-hidden_units = 4
-batch_size = 32
-norm = "none"
-
-[space]
-learning_rate = {{ log = [1e-3, 1e-1] }}
-"""
+# The same empty study and database helpers as the end-to-end benchmark, so the two measure the same trials.
+from throughput import EMPTY_STUDY as STUDY  # noqa: E402
+from throughput import create_database, drop_database  # noqa: E402
 
 
 def _pg_database(server_url: str) -> tuple[str, str]:
-    """Create a fresh database on ``server_url``'s server; return (its URL with async commit, its name)."""
-    import psycopg
+    """A fresh database on ``server_url``'s server with asynchronous commit, as ``caviar worker`` sets it."""
     from sqlalchemy.engine import make_url
 
-    url = make_url(server_url)
-    name = f"caviar_overhead_{uuid.uuid4().hex[:10]}"
-    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    db = url.set(drivername="postgresql+psycopg", database=name)
-    db = db.update_query_dict({"options": "-c synchronous_commit=off"})  # as workers/store.py does
+    url, name = create_database(server_url)
+    db = make_url(url).update_query_dict({"options": "-c synchronous_commit=off"})
     return db.render_as_string(hide_password=False), name
-
-
-def _pg_drop(server_url: str, name: str) -> None:
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    admin = make_url(server_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run_once(url: str, n_trials: int) -> dict[str, Any]:
@@ -170,7 +136,7 @@ def main() -> None:
                 try:
                     runs.append(run_once(url, args.trials))
                 finally:
-                    _pg_drop(args.pg, name)
+                    drop_database(args.pg, name)
         runs.sort(key=lambda r: r["seconds"])
         median = dict(runs[(len(runs) - 1) // 2])
         median["runs_trials_per_second"] = [round(r["trials_per_second"], 1) for r in runs]
