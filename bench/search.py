@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 
-# Single-threaded BLAS/Numba per process, set before numpy loads (see shared/notes/numba.md).
+# Single-threaded BLAS/Numba per process, set before numpy loads.
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from service.store import Store, open_store, repo
+from service.store import Store, export, open_store, reads, studies
 from service.store.models import Round, Study, Trial
 from service.views import study_record
 
@@ -64,7 +64,7 @@ def fill(store: Store, n: int, seed: int = 0) -> str:
     batch: list[dict] = []  # type: ignore[type-arg]
 
     def flush() -> None:
-        store.run(lambda s: s.execute(Trial.__table__.insert(), batch))
+        store.run(lambda s: s.bulk_insert_mappings(Trial, batch))
         batch.clear()
 
     for i in range(n):
@@ -100,26 +100,26 @@ def timed(fn: Callable[[], object], repeat: int = 3) -> float:
     return statistics.median(times)
 
 
-def reads(store: Store, sid: str, out_dir: Path) -> dict[str, float]:
+def time_reads(store: Store, sid: str, out_dir: Path) -> dict[str, float]:
     """Seconds for the code behind each read command."""
-    study = repo.require_study(store, sid)
+    study = studies.require_study(store, sid)
 
     def status() -> None:
         study_record(store, study)
 
     def top10() -> None:
-        rows = repo.trial_rows(store, sid, objective="val_loss", sort="objective", limit=10)
+        rows = reads.trial_rows(store, sid, objective="val_loss", sort="objective", limit=10)
         assert len(rows) == 10
 
     def best() -> None:
-        assert repo.best_trial_row(store, sid, "val_loss") is not None
+        assert reads.best_trial_row(store, sid, "val_loss") is not None
 
-    def export() -> None:
+    def export_csv() -> None:
         with (out_dir / "export.csv").open("w", newline="") as f:
-            repo.write_export_csv(store, sid, f, list(SPACE))
+            export.write_export_csv(store, sid, f, list(SPACE))
 
     return {"status": timed(status), "trials --top 10": timed(top10), "best": timed(best),
-            "export (CSV)": timed(export)}
+            "export (CSV)": timed(export_csv)}
 
 
 def cli_wall(url: str, sid: str, out_dir: Path) -> dict[str, float]:
@@ -146,7 +146,7 @@ def bench(url: str, n: int, label: str) -> dict[str, tuple[float, float]]:
     fill_s = time.perf_counter() - t
     print(f"{label}: inserted {n:,} trials in {fill_s:.1f} s ({n / fill_s:,.0f} rows/s)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        inproc = reads(store, sid, Path(tmp))
+        inproc = time_reads(store, sid, Path(tmp))
         wall = cli_wall(url, sid, Path(tmp))
     store.dispose()
     return {k: (inproc[k], wall[k]) for k in inproc}

@@ -167,9 +167,9 @@ class Worker:
 def run_caviar(study_text: str, *, broker: str, db: str, concurrency: int, log_dir: Path) -> dict[str, Any]:
     """Start a worker, submit the study, wait for completion; return timings and counts."""
     from core.search import load_study
-    from service.remote import submit_remote
-    from service.store import open_store, repo
+    from service.store import open_store, reads, studies
     from workers.broker import redis_client
+    from workers.client import submit_remote
 
     client = redis_client(broker)
     client.delete(QUEUE)
@@ -184,14 +184,14 @@ def run_caviar(study_text: str, *, broker: str, db: str, concurrency: int, log_d
         t0 = time.perf_counter()
         study_id, ids = submit_remote(store, spec, broker=broker)
         while True:
-            study = repo.get_study(store, study_id)
+            study = studies.get_study(store, study_id)
             if study is not None and study.state in ("complete", "failed", "cancelled"):
                 break
             time.sleep(0.02)
         seconds = time.perf_counter() - t0
-        counts = repo.counts_by_status(store, study_id)
-        best = repo.best_trial_row(store, study_id, "val_loss")
-        configs = [(row["params"], row["seed"]) for row in repo.trial_rows(store, study_id)]
+        counts = reads.counts_by_status(store, study_id)
+        best = reads.best_trial_row(store, study_id, "val_loss")
+        configs = [(row["params"], row["seed"]) for row in reads.trial_rows(store, study_id)]
     finally:
         worker.stop()
         store.dispose()

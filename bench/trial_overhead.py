@@ -55,7 +55,7 @@ def run_once(url: str, n_trials: int) -> dict[str, Any]:
     from core.search import load_study
     from service.execute import execute_trial
     from service.orchestrate import submit
-    from service.store import open_store, repo
+    from service.store import open_store, reads, studies
 
     store = open_store(url)
     counts = {"statements": 0, "transactions": 0}
@@ -78,8 +78,8 @@ def run_once(url: str, n_trials: int) -> dict[str, Any]:
         seconds = time.perf_counter() - t0
         event.remove(store.engine, "before_cursor_execute", on_statement)
         event.remove(store.engine, "commit", on_commit)
-        state = repo.require_study(store, study_id).state
-        by_status = repo.counts_by_status(store, study_id)
+        state = studies.require_study(store, study_id).state
+        by_status = reads.counts_by_status(store, study_id)
     finally:
         store.dispose()
     n = n_trials - 1

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from service.store import Store, open_store, repo
+from service.store import Store, open_store
+from service.store.reads import best_trial_row, epochs_of, trial_rows
+from service.store.studies import list_studies, require_study
 from service.views import study_record, trial_record
 
 if TYPE_CHECKING:
@@ -35,7 +37,7 @@ def studies(db: str | None = None) -> list[dict[str, Any]]:
     """Every study in the database, oldest first (as ``caviar status --format json``)."""
     store = _open(db)
     try:
-        return [study_record(store, s) for s in repo.list_studies(store)]
+        return [study_record(store, s) for s in list_studies(store)]
     finally:
         store.dispose()
 
@@ -44,7 +46,7 @@ def study(study_id: str, db: str | None = None) -> dict[str, Any]:
     """One study's record: id, name, state, objective, strategy, rounds (with regions), counts, best."""
     store = _open(db)
     try:
-        return study_record(store, repo.require_study(store, study_id))
+        return study_record(store, require_study(store, study_id))
     finally:
         store.dispose()
 
@@ -69,10 +71,10 @@ def trials(
     """
     store = _open(db)
     try:
-        row = repo.require_study(store, study)
+        row = require_study(store, study)
         return [
             trial_record(r)
-            for r in repo.trial_rows(store, study, objective=row.objective, status=status, round_index=round)
+            for r in trial_rows(store, study, objective=row.objective, status=status, round_index=round)
         ]
     finally:
         store.dispose()
@@ -101,8 +103,8 @@ def best(study: str, db: str | None = None) -> dict[str, Any] | None:
     """The best complete trial by the study's objective, or None if none completed."""
     store = _open(db)
     try:
-        row = repo.require_study(store, study)
-        found = repo.best_trial_row(store, study, row.objective)
+        row = require_study(store, study)
+        found = best_trial_row(store, study, row.objective)
         return trial_record(found) if found else None
     finally:
         store.dispose()
@@ -115,7 +117,7 @@ def curves(trial_ids: list[str], db: str | None = None) -> dict[str, list[dict[s
     try:
         return {
             tid: [{k: v for k, v in e.items() if k != "trial_id"} for e in rows]
-            for tid, rows in repo.epochs_of(store, trial_ids).items()
+            for tid, rows in epochs_of(store, trial_ids).items()
         }
     finally:
         store.dispose()

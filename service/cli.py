@@ -1,8 +1,10 @@
 """The `caviar` command line.
 
-Commands live in :mod:`service.commands`, one module per concept, each decorating :data:`app`.
-:func:`main` is the console script: it maps errors to exit codes (0 success, 1 runtime error,
-2 bad input, 130 interrupted) and prints one line instead of a traceback.
+Commands live in :mod:`service.commands`, one module per concept, each decorating :data:`app`; other
+packages add theirs through the entry-point group ``caviar.commands`` (a callable taking :data:`app`:
+``caviar worker`` comes from :mod:`workers.commands` this way). :func:`main` is the console script: it
+maps errors to exit codes (0 success, 1 runtime error, 2 bad input, 130 interrupted) and prints one line
+instead of a traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
+from importlib.metadata import entry_points
 
 import typer
 from rich.console import Console
@@ -28,6 +31,8 @@ app = typer.Typer(
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: The entry-point group through which installed packages add commands.
+COMMAND_ENTRY_POINTS = "caviar.commands"
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
@@ -41,6 +46,8 @@ def _load_commands() -> None:
 
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         importlib.import_module(f"{commands.__name__}.{info.name}")
+    for plugin in sorted(entry_points(group=COMMAND_ENTRY_POINTS), key=lambda ep: ep.name):
+        plugin.load()(app)
 
 
 _load_commands()

@@ -15,12 +15,10 @@ from typing import Any
 
 from service.errors import describe
 from service.orchestrate import advance_study, study_spec
-from service.store import Store, StoreError, repo
+from service.settings import DEFAULT_MAX_ATTEMPTS
+from service.store import Store, StoreError, StudyState, TrialStatus, lease, reads, studies
 
-__all__ = ["MAX_ATTEMPTS", "execute_trial", "trial_config", "trial_dataset"]
-
-#: Attempts of a trial before it is marked failed (a trial that kills its worker cannot loop forever).
-MAX_ATTEMPTS = repo.DEFAULT_MAX_ATTEMPTS
+__all__ = ["execute_trial", "trial_config", "trial_dataset"]
 
 _datasets: dict[tuple[Any, ...], Any] = {}
 _datasets_lock = threading.Lock()
@@ -55,7 +53,7 @@ def execute_trial(
     trial_id: str,
     *,
     worker: str,
-    max_attempts: int = MAX_ATTEMPTS,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     steal_after: float | None = None,
 ) -> list[str]:
     """Run one trial to its end and advance its study.
@@ -74,9 +72,9 @@ def execute_trial(
         StoreError: the database stayed unreachable (past ``store.retry_seconds``); the trial is left
             ``running`` with a stale heartbeat, for the reaper or ``caviar resume``.
     """
-    claim = repo.claim_trial(store, trial_id, worker, max_attempts=max_attempts, steal_after=steal_after)
+    claim = lease.claim_trial(store, trial_id, worker, max_attempts=max_attempts, steal_after=steal_after)
     if claim is None:
-        row = repo.trial(store, trial_id)
+        row = reads.trial(store, trial_id)
         # Finished already (a duplicate delivery, or a crash after recording): the study may still need
         # advancing if the process that recorded it died before doing so.
         return advance_study(store, row.study_id) if row is not None else []
@@ -95,22 +93,22 @@ def execute_trial(
                 # with no epoch left has nothing for a cancellation to stop.
                 last_epoch.append(entry)
                 return True
-            return repo.epoch_tick(store, trial_id, claim.attempt, entry)
+            return lease.epoch_tick(store, trial_id, claim.attempt, entry)
 
         result = train(config, data, on_epoch=on_epoch)
     except StoreError:
         raise
     except Exception as exc:  # the trial failed; the study goes on
-        status, metrics, error = "failed", None, describe(exc)
+        status, metrics, error = TrialStatus.FAILED, None, describe(exc)
     else:
-        status, error = result.status, None
-        metrics = {key: getattr(result, key, None) for key in repo.METRICS}
-        if status == "cancelled":
-            study = repo.get_study(store, claim.study_id)
-            if study is None or study.state != "cancelled":
+        status, error = TrialStatus(result.status), None
+        metrics = {key: getattr(result, key, None) for key in lease.METRICS}
+        if status == TrialStatus.CANCELLED:
+            study = studies.get_study(store, claim.study_id)
+            if study is None or study.state != StudyState.CANCELLED:
                 # The lease was lost (the trial was requeued): its new holder records the result.
                 return advance_study(store, claim.study_id)
-    _recorded, progress = repo.finish_trial_progress(
+    _recorded, progress = lease.finish_trial_progress(
         store, trial_id, claim.study_id, claim.attempt, status, metrics, error=error,
         last_epoch=last_epoch[-1] if last_epoch else None,
     )

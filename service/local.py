@@ -2,8 +2,9 @@
 
 Children run :func:`service.execute.execute_trial`, the same code Celery workers run, each with its own
 database engine. Kernels are compiled (or loaded from Numba's cache) once in the parent before the pool
-forks, so children start training at once (see ``shared/notes/numba.md``). Ctrl-C terminates the
-children and puts their trials back in the queue; ``caviar resume`` finishes the study later.
+forks, so children start training at once. Between trials the parent runs the same recovery pass as the
+workers' reaper (:func:`service.recovery.recover`) over its own study. Ctrl-C terminates the children
+and puts their trials back in the queue; ``caviar resume`` finishes the study later.
 """
 
 from __future__ import annotations
@@ -12,49 +13,18 @@ import multiprocessing
 import os
 import signal
 import socket
-import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from service.orchestrate import advance_study, study_spec
-from service.store import Store, open_store, repo
+from service.orchestrate import study_spec
+from service.recovery import recover
+from service.settings import LOCAL_RETRY_SECONDS, Settings, usable_cores
+from service.store import Store, TrialStatus, lease, open_store, reads, studies
 
-__all__ = ["THREAD_ENV", "single_thread_env", "warmup_for", "run_local", "DEFAULT_STALE_AFTER"]
-
-#: Environment variables that keep BLAS and Numba single-threaded: one process per core is faster.
-THREAD_ENV = {
-    "OPENBLAS_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "NUMBA_NUM_THREADS": "1",
-}
-#: Seconds without a heartbeat after which a running trial is presumed abandoned and run again.
-DEFAULT_STALE_AFTER = 60.0
-#: Seconds a child keeps retrying a database write that failed (e.g. SQLite busy, PostgreSQL restart).
-CHILD_RETRY_SECONDS = 60.0
-
-
-def single_thread_env() -> None:
-    """Make this process single-threaded for BLAS and Numba, re-executing it if needed.
-
-    Thread pools size themselves when numpy, scipy and numba load, which the CLI may already have
-    done (other commands import them), so when :data:`THREAD_ENV` is not set the process starts
-    afresh with it (``os.execve``: same pid, same arguments). Forked children inherit it.
-    """
-    if all(os.environ.get(k) == v for k, v in THREAD_ENV.items()):
-        return
-    env = {**os.environ, **THREAD_ENV}
-    if env.get("CAVIAR_REEXEC") == "1":  # never loop, whatever happened to the environment
-        os.environ.update(THREAD_ENV)
-        return
-    env["CAVIAR_REEXEC"] = "1"
-    sys.stdout.flush()
-    sys.stderr.flush()
-    args = [sys.executable, "-c", "from service.cli import main; main()", *sys.argv[1:]]
-    os.execve(sys.executable, args, env)
+__all__ = ["warmup_for", "run_local"]
 
 
 def warmup_for(spec: Any) -> None:
@@ -84,14 +54,16 @@ def _child_init(url: str) -> None:
     # Ctrl-C reaches the whole process group; the parent decides what happens to running trials.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     global _child_store
-    _child_store = open_store(url, retry_seconds=CHILD_RETRY_SECONDS, upgrade=False)
+    _child_store = open_store(url, retry_seconds=LOCAL_RETRY_SECONDS, upgrade=False)
 
 
-def _child_run(trial_id: str, worker_prefix: str) -> tuple[str, list[str]]:
+def _child_run(trial_id: str, worker_prefix: str, max_attempts: int) -> tuple[str, list[str]]:
     from service.execute import execute_trial
 
     assert _child_store is not None
-    new_ids = execute_trial(_child_store, trial_id, worker=f"{worker_prefix}:{os.getpid()}")
+    new_ids = execute_trial(
+        _child_store, trial_id, worker=f"{worker_prefix}:{os.getpid()}", max_attempts=max_attempts
+    )
     return trial_id, new_ids
 
 
@@ -105,6 +77,56 @@ def _terminate_children() -> None:
         child.join(timeout=5)
 
 
+class _Pool:
+    """The local pool as a :class:`service.recovery.Runner`: a process pool and the trials in flight."""
+
+    def __init__(self, store: Store, workers: int, start_method: str, settings: Settings) -> None:
+        self.store = store
+        self.workers = workers
+        self.context = multiprocessing.get_context(start_method)
+        self.settings = settings
+        self.prefix = f"local:{socket.gethostname()}:{os.getpid()}"
+        self.pending: dict[Future[tuple[str, list[str]]], str] = {}
+        self.executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        self.store.engine.dispose()  # no pooled connection crosses the fork
+        return ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=self.context, initializer=_child_init,
+            initargs=(self.store.url,),
+        )
+
+    @property
+    def inflight(self) -> set[str]:
+        return set(self.pending.values())
+
+    def dispatch(self, trial_ids: Sequence[str]) -> None:
+        inflight = self.inflight
+        for tid in trial_ids:
+            if tid not in inflight:
+                inflight.add(tid)
+                future = self.executor.submit(_child_run, tid, self.prefix, self.settings.max_attempts)
+                self.pending[future] = tid
+
+    def undelivered(self, store: Store, study_id: str | None) -> list[str]:
+        inflight = self.inflight
+        return [t for t in reads.queued_trial_ids(store, study_id) if t not in inflight]
+
+    def stop(self, study_id: str, *, give_back_attempt: bool) -> None:
+        """Stop every child and requeue this pool's running trials of the study."""
+        self.pending.clear()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        _terminate_children()
+        lease.requeue_running(
+            self.store, study_id, worker_prefix=self.prefix, give_back_attempt=give_back_attempt
+        )
+
+    def restart(self, study_id: str) -> None:
+        """After a child died: stop, requeue (each running trial counts an attempt), start afresh."""
+        self.stop(study_id, give_back_attempt=False)
+        self.executor = self._new_executor()
+
+
 def run_local(
     store: Store,
     study_id: str,
@@ -112,7 +134,7 @@ def run_local(
     *,
     workers: int | None = None,
     start_method: str = "fork",
-    stale_after: float = DEFAULT_STALE_AFTER,
+    settings: Settings | None = None,
     on_finished: Callable[[str], None] | None = None,
 ) -> str:
     """Run a study's queued trials in a local process pool until the study ends.
@@ -121,10 +143,11 @@ def run_local(
         store: the parent's store (children open their own from ``store.url``).
         study_id: the study.
         trial_ids: trials to dispatch first (queued trials of the study are picked up in any case).
-        workers: pool size (default: the number of cores).
+        workers: pool size (default: the cores this process may use).
         start_method: ``fork`` (after warming the kernels up here) or ``spawn``.
-        stale_after: requeue running trials of this study whose heartbeat is older than this (their
-            process died, e.g. a killed earlier run).
+        settings: ``stale_after`` (running trials of this study with an older heartbeat are run again:
+            their process died, e.g. a killed earlier run) and ``max_attempts`` (default: from the
+            environment).
         on_finished: called in the parent with each trial id whose execution returned.
 
     Returns:
@@ -133,67 +156,33 @@ def run_local(
     Raises:
         KeyboardInterrupt: after terminating the children and requeueing their trials.
     """
-    workers = workers or os.cpu_count() or 1
+    settings = settings or Settings.from_env()
     spec = study_spec(store, study_id)
     if start_method == "fork":
         warmup_for(spec)
-    prefix = f"local:{socket.gethostname()}:{os.getpid()}"
-    context = multiprocessing.get_context(start_method)
-
-    def new_pool() -> ProcessPoolExecutor:
-        store.engine.dispose()  # no pooled connection crosses the fork
-        return ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_child_init, initargs=(store.url,)
-        )
-
-    pool = new_pool()
-    pending: dict[Future[tuple[str, list[str]]], str] = {}
-    inflight: set[str] = set()
-
-    def dispatch(ids: Iterable[str]) -> None:
-        for tid in ids:
-            if tid not in inflight:
-                inflight.add(tid)
-                pending[pool.submit(_child_run, tid, prefix)] = tid
-
+    pool = _Pool(store, workers or usable_cores(), start_method, settings)
     try:
-        dispatch(trial_ids)
+        pool.dispatch(list(trial_ids))
         while True:
-            if not pending:
-                todo = [t for t in repo.queued_trial_ids(store, study_id) if t not in inflight]
-                if not todo:
-                    requeued, _failed = repo.reap_stale(store, stale_after, study_id=study_id)
-                    todo = requeued or advance_study(store, study_id)
-                if todo:
-                    dispatch(todo)
-                elif repo.counts_by_status(store, study_id)["running"]:
-                    time.sleep(1.0)  # running elsewhere (or abandoned: reaped once stale)
+            if not pool.pending and not recover(store, pool, settings, study_id=study_id).dispatched:
+                if reads.counts_by_status(store, study_id)[TrialStatus.RUNNING]:
+                    time.sleep(1.0)  # running elsewhere (or abandoned: recovered once stale)
                     continue
-                else:
-                    break
-            done, _ = wait(list(pending), timeout=0.5, return_when=FIRST_COMPLETED)
+                break
+            done, _ = wait(list(pool.pending), timeout=0.5, return_when=FIRST_COMPLETED)
             for future in done:
-                tid = pending.pop(future)
-                inflight.discard(tid)
+                tid = pool.pending.pop(future)
                 try:
                     _, new_ids = future.result()
                 except BrokenProcessPool:
                     # A child died (killed, out of memory): its trial is requeued and counts an attempt.
-                    for f in list(pending):
-                        inflight.discard(pending.pop(f))
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    _terminate_children()
-                    repo.requeue_running(store, study_id, worker_prefix=prefix, give_back_attempt=False)
-                    pool = new_pool()
+                    pool.restart(study_id)
                     break
                 if on_finished is not None:
                     on_finished(tid)
-                dispatch(new_ids)
+                pool.dispatch(new_ids)
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        _terminate_children()
-        repo.requeue_running(store, study_id, worker_prefix=prefix, give_back_attempt=True)
+        pool.stop(study_id, give_back_attempt=True)
         raise
-    pool.shutdown(wait=True)
-    study = repo.require_study(store, study_id)
-    return study.state
+    pool.executor.shutdown(wait=True)
+    return studies.require_study(store, study_id).state

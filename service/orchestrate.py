@@ -19,9 +19,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
-from service.store import Store, repo
+from service.errors import CaviarError
+from service.store import LIVE_STUDY, Store, StudyState, rounds, studies
 
 __all__ = ["submit", "advance_study", "study_spec", "trial_id", "trial_seed"]
 
@@ -56,7 +55,7 @@ def study_spec(store: Store, study_id: str) -> Any:
         return spec
     from core.search import parse_study
 
-    study = repo.require_study(store, study_id)
+    study = studies.require_study(store, study_id)
     # The normalised spec round-trips through parse_study and keeps data paths resolved.
     spec = parse_study(study.spec)
     with _specs_lock:
@@ -106,23 +105,23 @@ def submit(
     for _ in range(5):
         study_id = f"{_slug(spec.name)}-{secrets.token_hex(3)}"
         try:
-            repo.create_study(
+            studies.create_study(
                 store, study_id=study_id, name=spec.name, spec_raw=raw, spec=spec.to_dict(), spec_text=text,
                 seed=int(spec.seed), objective=spec.objective, strategy=spec.strategy,
             )
             break
-        except IntegrityError:
+        except studies.DuplicateStudy:
             continue
     else:
-        raise RuntimeError("could not allocate a unique study id")
+        raise CaviarError("could not allocate a unique study id")
     with _specs_lock:
         _specs[study_id] = spec
     trials = _round_trials(study_id, spec, plan)
-    repo.create_round(store, study_id, plan.index, plan.region, None, trials)
+    rounds.create_round(store, study_id, plan.index, plan.region, None, trials)
     return study_id, [t[0] for t in trials]
 
 
-def advance_study(store: Store, study_id: str, progress: repo.Progress | None = None) -> list[str]:
+def advance_study(store: Store, study_id: str, progress: rounds.Progress | None = None) -> list[str]:
     """Create the next round if the latest one is finished, or mark the study complete.
 
     Idempotent; safe to call concurrently from many processes. Deciding that nothing is due (the usual
@@ -130,7 +129,7 @@ def advance_study(store: Store, study_id: str, progress: repo.Progress | None = 
 
     Args:
         progress: the study's progress read after the caller's last write committed (or in the same
-            transaction, under the study's lock: :func:`service.store.repo.finish_trial_progress`);
+            transaction, under the study's lock: :func:`service.store.lease.finish_trial_progress`);
             None reads it here.
 
     Returns:
@@ -140,19 +139,19 @@ def advance_study(store: Store, study_id: str, progress: repo.Progress | None = 
     from core.search import plan_round
 
     if progress is None:
-        progress = repo.study_progress(store, study_id)
+        progress = rounds.study_progress(store, study_id)
     if not progress.due:
         return []
     spec = study_spec(store, study_id)
-    previous = repo.round_results(store, study_id, progress.objective or spec.objective)
+    previous = rounds.round_results(store, study_id, progress.objective or spec.objective)
     if progress.latest is not None:
         previous = previous[: progress.latest + 1]
     plan = plan_round(spec, previous)
     if plan is None or not plan.trials:
-        repo.set_study_state(store, study_id, "complete", only_from=("queued", "running"))
+        studies.set_study_state(store, study_id, StudyState.COMPLETE, only_from=LIVE_STUDY)
         return []
     trials = _round_trials(study_id, spec, plan)
     parent = plan.index - 1 if plan.index > 0 else None
-    if repo.create_round(store, study_id, plan.index, plan.region, parent, trials):
+    if rounds.create_round(store, study_id, plan.index, plan.region, parent, trials):
         return [t[0] for t in trials]
     return []

@@ -11,7 +11,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from service.store import Store, repo
+from core.search.objective import Objective
+from service.store import Store, TrialStatus, reads, rounds, studies
 
 __all__ = ["plot_study", "TOP_CURVES"]
 
@@ -36,14 +37,14 @@ def plot_study(store: Store, study_id: str, path: Path) -> Path:
 
     from service.orchestrate import study_spec
 
-    study = repo.require_study(store, study_id)
+    study = studies.require_study(store, study_id)
     spec = study_spec(store, study_id)
-    objective = study.objective
-    rows = repo.trial_rows(store, study_id, objective=objective)
-    rounds = repo.rounds(store, study_id)
-    done = [r for r in rows if r["status"] == "complete" and r[objective] is not None]
-    lost = sum(1 for r in rows if r["status"] in ("diverged", "failed"))
-    ranked = sorted(done, key=lambda r: -r[objective] if objective == "val_accuracy" else r[objective])
+    objective = Objective(study.objective)
+    rows = reads.trial_rows(store, study_id, objective=objective)
+    round_rows = rounds.rounds(store, study_id)
+    done = [r for r in rows if r["status"] == TrialStatus.COMPLETE and r[objective] is not None]
+    lost = sum(1 for r in rows if r["status"] in (TrialStatus.DIVERGED, TrialStatus.FAILED))
+    ranked = sorted(done, key=lambda r: objective.minimizing(r[objective]))
     best = ranked[0] if ranked else None
 
     dims = spec.space.dims
@@ -52,11 +53,11 @@ def plot_study(store: Store, study_id: str, path: Path) -> Path:
     nrows = math.ceil(n_panels / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(5.2 * cols, 4.0 * nrows), squeeze=False)
     cmap = plt.get_cmap("viridis")
-    n_rounds = max(len(rounds), 1)
-    colour = {r.round_index: cmap(0.15 + 0.7 * r.round_index / max(n_rounds - 1, 1)) for r in rounds}
+    n_rounds = max(len(round_rows), 1)
+    colour = {r.round_index: cmap(0.15 + 0.7 * r.round_index / max(n_rounds - 1, 1)) for r in round_rows}
     y_values = [r[objective] for r in done]
     log_y = (
-        objective == "val_loss" and y_values and min(y_values) > 0 and max(y_values) / min(y_values) > 20
+        not objective.maximize and y_values and min(y_values) > 0 and max(y_values) / min(y_values) > 20
     )
 
     for ax, (name, dist) in zip(axes.flat, dims.items(), strict=False):
@@ -74,7 +75,7 @@ def plot_study(store: Store, study_id: str, path: Path) -> Path:
             ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
             ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         # Regions as bands, widest (round 0) at the back; for choices, a band on each kept choice.
-        for r in rounds:
+        for r in round_rows:
             bounds = r.region.get(name)
             if not isinstance(bounds, list):
                 continue
@@ -86,7 +87,7 @@ def plot_study(store: Store, study_id: str, path: Path) -> Path:
             elif len(bounds) == 2:
                 lo, hi = sorted(_axis_values(kind, bounds))
                 ax.axvspan(lo, hi, color=colour[r.round_index], alpha=0.10, lw=0)
-        for r in rounds:
+        for r in round_rows:
             pts = [t for t in done if t["round_index"] == r.round_index]
             if not pts:
                 continue
@@ -113,9 +114,9 @@ def plot_study(store: Store, study_id: str, path: Path) -> Path:
     # Learning curves of the best trials.
     ax = list(axes.flat)[len(dims)]
     top = ranked[:TOP_CURVES]
-    curves = repo.epochs_of(store, [t["id"] for t in top])
+    curves = reads.epochs_of(store, [t["id"] for t in top])
     curve_cmap = plt.get_cmap("tab10")
-    metric = "val_accuracy" if objective == "val_accuracy" else "val_loss"
+    metric = objective.value
     for i, t in enumerate(top):
         pts = curves.get(t["id"], [])
         xs = [p["epoch"] for p in pts]
@@ -137,12 +138,12 @@ def plot_study(store: Store, study_id: str, path: Path) -> Path:
 
     handles = [
         Line2D([], [], marker="o", ls="", color=colour[r.round_index], label=f"round {r.round_index}")
-        for r in rounds
+        for r in round_rows
     ]
     handles.append(Line2D([], [], marker="*", ls="", color="crimson", markeredgecolor="black",
                           markersize=12, label="best"))
     fig.legend(handles=handles, loc="upper right", ncol=len(handles), frameon=False, fontsize=9)
-    better = "higher is better" if objective == "val_accuracy" else "lower is better"
+    better = "higher is better" if objective.maximize else "lower is better"
     title = f"{study.id}: {objective} ({better}), {len(done)} complete trials"
     if lost:
         title += f", {lost} diverged/failed not shown"

@@ -9,9 +9,9 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from core.search.objective import Objective
 from service.output import dumps, format_value, render, stdout_console
-from service.store import Store, repo
-from service.store.models import FINISHED
+from service.store import FINISHED, Store, TrialStatus, reads, rounds, studies
 from service.views import study_record, trial_record
 
 __all__ = ["RoundProgress", "print_summary", "format_region", "study_kinds", "LEADERBOARD_SIZE"]
@@ -82,13 +82,13 @@ class RoundProgress:
         """Refresh the bars from the store."""
         if not self.enabled:
             return
-        study = repo.get_study(self.store, self.study_id)
+        study = studies.get_study(self.store, self.study_id)
         objective = study.objective if study else "val_loss"
-        for rnd, counts in sorted(repo.round_counts(self.store, self.study_id).items()):
+        for rnd, counts in sorted(rounds.round_counts(self.store, self.study_id).items()):
             done = sum(n for s, n in counts.items() if s in FINISHED)
             total = sum(counts.values())
-            best = repo.trial_rows(
-                self.store, self.study_id, objective=objective, round_index=rnd, status="complete",
+            best = reads.trial_rows(
+                self.store, self.study_id, objective=objective, round_index=rnd, status=TrialStatus.COMPLETE,
                 sort="objective", limit=1,
             )
             best_text = format_value(best[0][objective]) if best else "-"
@@ -100,11 +100,11 @@ class RoundProgress:
 def print_summary(store: Store, study_id: str, fmt: str = "table") -> dict[str, Any]:
     """Print each round's region and the leaderboard (or, with ``fmt="json"``, the study record with a
     ``leaderboard`` list). Returns the study record."""
-    study = repo.require_study(store, study_id)
+    study = studies.require_study(store, study_id)
     record = study_record(store, study)
     top = [
         trial_record(r)
-        for r in repo.trial_rows(
+        for r in reads.trial_rows(
             store, study_id, objective=study.objective, sort="objective", limit=LEADERBOARD_SIZE
         )
     ]
@@ -117,13 +117,13 @@ def print_summary(store: Store, study_id: str, fmt: str = "table") -> dict[str, 
         f"study {study.id} ({study.strategy}, {study.objective}): {study.state}, {record['trials']} trials"
     )
     kinds = study_kinds(store, study_id)
-    rounds = []
+    round_rows = []
     for r in record["rounds"]:
-        rows = repo.trial_rows(
-            store, study_id, objective=study.objective, round_index=r["index"], status="complete",
+        rows = reads.trial_rows(
+            store, study_id, objective=study.objective, round_index=r["index"], status=TrialStatus.COMPLETE,
             sort="objective", limit=1,
         )
-        rounds.append(
+        round_rows.append(
             {
                 "round": r["index"],
                 "trials": r["trials"],
@@ -131,19 +131,17 @@ def print_summary(store: Store, study_id: str, fmt: str = "table") -> dict[str, 
                 "region": format_region(r["region"], kinds),
             }
         )
-    render(rounds, ["round", "trials", "best", "region"], "table", title="Rounds", console=console)
+    render(round_rows, ["round", "trials", "best", "region"], "table", title="Rounds", console=console)
     names = list(top[0]["params"]) if top else []
+    other = Objective(study.objective).other
     board = [
         {
             "rank": i + 1, "id": t["id"], "round": t["round"], "status": t["status"],
-            study.objective: t[study.objective],
-            **({"val_loss": t["val_loss"]} if study.objective != "val_loss" else
-               {"val_accuracy": t["val_accuracy"]}),
+            study.objective: t[study.objective], other: t[other],
             **t["params"], "seconds": t["seconds"],
         }
         for i, t in enumerate(top)
     ]
-    other = "val_accuracy" if study.objective == "val_loss" else "val_loss"
     cols = ["rank", "id", "round", "status", study.objective, other, *names, "seconds"]
     render(board, cols, "table", title="Leaderboard", console=console)
     return record

@@ -7,24 +7,17 @@ and more; a study has ``id``, ``name``, ``state``, ``rounds``, ``counts`` and ``
 
 from __future__ import annotations
 
-import csv
-import math
-from typing import Any, TextIO
+from typing import Any
 
-from service.store import Store, repo
+from service.store import Store, reads, rounds
 from service.store.clock import as_utc
 from service.store.models import Study
 
-__all__ = ["trial_record", "study_record", "TRIAL_COLUMNS", "flat_trial", "write_trials_csv"]
-
-#: Columns of ``caviar trials`` as a table.
-TRIAL_COLUMNS = [
-    "id", "round", "status", "val_loss", "val_accuracy", "params", "attempts", "seconds",
-]
+__all__ = ["trial_record", "study_record", "flat_trial"]
 
 
 def trial_record(row: dict[str, Any]) -> dict[str, Any]:
-    """A trial row from :func:`service.store.repo.trial_rows` as the public record."""
+    """A trial row from :func:`service.store.reads.trial_rows` as the public record."""
     return {
         "id": row["id"],
         "round": row["round_index"],
@@ -55,31 +48,11 @@ def flat_trial(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write_trials_csv(records: list[dict[str, Any]], out: TextIO) -> None:
-    """Write trial records as CSV: the record's columns, then one ``param.<name>`` column per
-    hyperparameter; empty cells for missing values."""
-    fixed = [k for k in (records[0] if records else {}) if k != "params"]
-    names: dict[str, None] = {}
-    for r in records:
-        names.update(dict.fromkeys(r["params"]))
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*fixed, *(f"param.{n}" for n in names)])
-
-    def cell(v: Any) -> Any:
-        if v is None or (isinstance(v, float) and not math.isfinite(v)):
-            return ""
-        return v
-
-    for r in records:
-        params = r["params"]
-        writer.writerow([*(cell(r[k]) for k in fixed), *(cell(params.get(n)) for n in names)])
-
-
 def study_record(store: Store, study: Study) -> dict[str, Any]:
     """A study's public record: identity, state, its rounds with regions and counts, counts, best."""
-    counts = repo.counts_by_status(store, study.id)
-    per_round = repo.round_counts(store, study.id)
-    rounds = [
+    counts = reads.counts_by_status(store, study.id)
+    per_round = rounds.round_counts(store, study.id)
+    round_records = [
         {
             "index": r.round_index,
             "parent": r.parent_index,
@@ -87,9 +60,9 @@ def study_record(store: Store, study: Study) -> dict[str, Any]:
             "counts": per_round.get(r.round_index, {}),
             "trials": sum(per_round.get(r.round_index, {}).values()),
         }
-        for r in repo.rounds(store, study.id)
+        for r in rounds.rounds(store, study.id)
     ]
-    best = repo.best_trial_row(store, study.id, study.objective)
+    best = reads.best_trial_row(store, study.id, study.objective)
     return {
         "id": study.id,
         "name": study.name,
@@ -103,6 +76,6 @@ def study_record(store: Store, study: Study) -> dict[str, Any]:
         "error": study.error,
         "trials": sum(counts.values()),
         "counts": counts,
-        "rounds": rounds,
+        "rounds": round_records,
         "best": trial_record(best) if best else None,
     }

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from pg_server import pg_server, pg_url  # noqa: F401 - fixtures
 
 CAVIAR = str(Path(sys.executable).parent / "caviar")
 
@@ -57,18 +56,11 @@ def caviar(
     return proc
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'studies.db'}"
-    return request.getfixturevalue("pg_url")
-
-
-def test_run_then_every_read_command(tmp_path: Path, db: str) -> None:
+def test_run_then_every_read_command(tmp_path: Path, any_db_url: str) -> None:
     study_file = tmp_path / "study.toml"
     study_file.write_text(STUDY.format(epochs=4))
     # When a study runs on the embedded default
-    out = caviar("run", str(study_file), "--workers", "2", "--format", "json", cwd=tmp_path, db=db)
+    out = caviar("run", str(study_file), "--workers", "2", "--format", "json", cwd=tmp_path, db=any_db_url)
     record = json.loads(out.stdout)
     sid = record["id"]
     # Then it completed two rounds of four trials, each round with its region
@@ -77,43 +69,47 @@ def test_run_then_every_read_command(tmp_path: Path, db: str) -> None:
     assert record["counts"]["complete"] + record["counts"]["diverged"] + record["counts"]["failed"] == 8
     assert set(record["rounds"][0]["region"]) == {"learning_rate", "hidden_units", "norm"}
 
-    status = json.loads(caviar("status", sid, "--format", "json", cwd=tmp_path, db=db).stdout)
+    status = json.loads(caviar("status", sid, "--format", "json", cwd=tmp_path, db=any_db_url).stdout)
     assert {"id", "name", "state", "rounds", "counts", "best"} <= set(status)
     assert status["state"] == "complete" and status["name"] == "cli-test"
-    listing = json.loads(caviar("status", "--format", "json", cwd=tmp_path, db=db).stdout)
+    listing = json.loads(caviar("status", "--format", "json", cwd=tmp_path, db=any_db_url).stdout)
     assert [s["id"] for s in listing] == [sid]
 
-    trials = json.loads(caviar("trials", sid, "--format", "json", cwd=tmp_path, db=db).stdout)
+    trials = json.loads(caviar("trials", sid, "--format", "json", cwd=tmp_path, db=any_db_url).stdout)
     assert len(trials) == 8 and all(set(t) >= TRIAL_FIELDS for t in trials)
     assert len({t["id"] for t in trials}) == 8
-    top = json.loads(caviar("trials", sid, "--top", "3", "--format", "json", cwd=tmp_path, db=db).stdout)
+    top = json.loads(
+        caviar("trials", sid, "--top", "3", "--format", "json", cwd=tmp_path, db=any_db_url).stdout
+    )
     losses = [t["val_loss"] for t in top]
     assert losses == sorted(losses) and len(top) == 3
-    best = json.loads(caviar("best", sid, "--format", "json", cwd=tmp_path, db=db).stdout)
+    best = json.loads(caviar("best", sid, "--format", "json", cwd=tmp_path, db=any_db_url).stdout)
     assert best["id"] == top[0]["id"] == status["best"]["id"]
     assert best["val_loss"] == min(t["val_loss"] for t in trials if t["status"] == "complete")
-    round1 = json.loads(caviar("trials", sid, "--round", "1", "--format", "json", cwd=tmp_path, db=db).stdout)
+    round1 = json.loads(
+        caviar("trials", sid, "--round", "1", "--format", "json", cwd=tmp_path, db=any_db_url).stdout
+    )
     assert {t["round"] for t in round1} == {1} and len(round1) == 4
 
-    text = caviar("trials", sid, "--format", "csv", cwd=tmp_path, db=db).stdout
+    text = caviar("trials", sid, "--format", "csv", cwd=tmp_path, db=any_db_url).stdout
     rows = list(csv.DictReader(text.splitlines()))
     assert len(rows) == 8 and "param.learning_rate" in rows[0]
-    table = caviar("trials", sid, cwd=tmp_path, db=db).stdout
+    table = caviar("trials", sid, cwd=tmp_path, db=any_db_url).stdout
     assert best["id"] in table
 
-    shares = json.loads(caviar("importance", sid, "--format", "json", cwd=tmp_path, db=db).stdout)
+    shares = json.loads(caviar("importance", sid, "--format", "json", cwd=tmp_path, db=any_db_url).stdout)
     names = [r["hyperparameter"] for r in shares["importance"]]
     assert sorted(names) == ["hidden_units", "learning_rate", "norm"]
     assert all(0 <= r["share"] <= 1 for r in shares["importance"])
 
-    caviar("export", sid, "-o", str(tmp_path / "t.csv"), cwd=tmp_path, db=db)
-    caviar("export", sid, "-o", str(tmp_path / "t.json"), "--curves", cwd=tmp_path, db=db)
+    caviar("export", sid, "-o", str(tmp_path / "t.csv"), cwd=tmp_path, db=any_db_url)
+    caviar("export", sid, "-o", str(tmp_path / "t.json"), "--curves", cwd=tmp_path, db=any_db_url)
     assert len(list(csv.DictReader((tmp_path / "t.csv").open()))) == 8
     exported = json.loads((tmp_path / "t.json").read_text())
     assert len(exported["trials"]) == 8
     assert all(len(t["epochs"]) == t["epochs_run"] for t in exported["trials"] if t["status"] == "complete")
 
-    caviar("plot", sid, "-o", str(tmp_path / "study.png"), cwd=tmp_path, db=db)
+    caviar("plot", sid, "-o", str(tmp_path / "study.png"), cwd=tmp_path, db=any_db_url)
     assert (tmp_path / "study.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -184,7 +180,7 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> No
     env["CAVIAR_DATABASE_URL"] = db
     proc = subprocess.Popen([CAVIAR, "run", str(study_file), "-w", "2"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    from service.store import open_store, repo
+    from service.store import open_store, reads, studies
 
     sid = None
     deadline = time.monotonic() + 120
@@ -193,10 +189,10 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> No
         if not (tmp_path / "int.db").exists():
             continue
         store = open_store(db)
-        ids = repo.study_ids(store)
+        ids = studies.study_ids(store)
         if ids:
             sid = ids[0]
-            counts = repo.counts_by_status(store, sid)
+            counts = reads.counts_by_status(store, sid)
             # Interrupt early: after two of eight trials, at least three trial-lengths of work remain.
             if counts["complete"] + counts["diverged"] >= 2:
                 store.dispose()
@@ -208,18 +204,19 @@ def test_interrupt_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> No
     assert proc.returncode == 130, err
     assert f"caviar resume {sid}" in err
     store = open_store(db)
-    counts = repo.counts_by_status(store, sid)
+    counts = reads.counts_by_status(store, sid)
     assert counts["running"] == 0 and 2 <= counts["complete"] + counts["diverged"] < 8
     before = {r["id"]: (r["started_at"], r["finished_at"], r["attempts"])
-              for r in repo.trial_rows(store, sid) if r["status"] in ("complete", "diverged")}
+              for r in reads.trial_rows(store, sid) if r["status"] in ("complete", "diverged")}
     store.dispose()
 
     # Resuming finishes the study without re-running a finished trial.
     caviar("resume", sid, "-w", "2", cwd=tmp_path, db=db)
     store = open_store(db)
-    after = {r["id"]: (r["started_at"], r["finished_at"], r["attempts"]) for r in repo.trial_rows(store, sid)}
+    rows = reads.trial_rows(store, sid)
+    after = {r["id"]: (r["started_at"], r["finished_at"], r["attempts"]) for r in rows}
     assert all(after[i] == before[i] for i in before)
-    assert repo.require_study(store, sid).state == "complete"
+    assert studies.require_study(store, sid).state == "complete"
     assert all(a[2] == 1 for a in after.values())
     store.dispose()
     assert _results(db, tmp_path, sid) == expected
@@ -235,7 +232,7 @@ def test_cancel_stops_a_running_study(tmp_path: Path) -> None:
     env["CAVIAR_DATABASE_URL"] = db
     proc = subprocess.Popen([CAVIAR, "run", str(study_file), "-w", "1"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    from service.store import open_store, repo
+    from service.store import open_store, reads, studies
 
     sid = None
     deadline = time.monotonic() + 120
@@ -243,8 +240,8 @@ def test_cancel_stops_a_running_study(tmp_path: Path) -> None:
         time.sleep(0.2)
         if (tmp_path / "c.db").exists():
             store = open_store(db)
-            if repo.study_ids(store) and repo.counts_by_status(store)["running"]:
-                sid = repo.study_ids(store)[0]
+            if studies.study_ids(store) and reads.counts_by_status(store)["running"]:
+                sid = studies.study_ids(store)[0]
             store.dispose()
     assert sid is not None
     caviar("cancel", sid, cwd=tmp_path, db=db)

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from pg_server import pg_server, pg_url  # noqa: F401 - fixtures
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -21,7 +20,7 @@ from core.search import load_study
 from service import orchestrate
 from service.execute import execute_trial
 from service.orchestrate import advance_study, submit
-from service.store import open_store, repo
+from service.store import lease, open_store, reads, rounds, studies
 from service.study_file import load_study_file
 
 CAVIAR = str(Path(sys.executable).parent / "caviar")
@@ -52,132 +51,157 @@ learning_rate = {{ log = [1e-3, 1e-1] }}
 IRIS = STUDY.format(source='dataset = "iris"')
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh database of each backend."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'caviar.db'}"
-    return request.getfixturevalue("pg_url")
-
-
-def test_a_claim_takes_over_only_a_stale_heartbeat(url: str) -> None:
+def test_a_claim_takes_over_only_a_stale_heartbeat(any_db_url: str, backdate) -> None:
     # Given a trial claimed by a worker that then went silent
-    store = open_store(url)
+    store = open_store(any_db_url)
     _sid, ids = submit(store, load_study(IRIS))
-    assert repo.claim_trial(store, ids[0], "dead@host").attempt == 1
+    assert lease.claim_trial(store, ids[0], "dead@host").attempt == 1
     # When another delivery arrives while the heartbeat is fresh, it does not take the trial
-    assert repo.claim_trial(store, ids[0], "w2", steal_after=60.0) is None
+    assert lease.claim_trial(store, ids[0], "w2", steal_after=60.0) is None
     # Then once the heartbeat is older than steal_after by the database's clock, it does
-    time.sleep(1.2)
-    stolen = repo.claim_trial(store, ids[0], "w2", steal_after=1.0)
+    backdate(store, 120)
+    stolen = lease.claim_trial(store, ids[0], "w2", steal_after=60.0)
     assert stolen is not None and stolen.attempt == 2
-    assert repo.trial(store, ids[0]).worker == "w2"
+    assert reads.trial(store, ids[0]).worker == "w2"
     # And the old attempt can no longer write
-    assert not repo.epoch_tick(store, ids[0], 1, {"epoch": 1, "val_loss": 1.0})
+    assert not lease.epoch_tick(store, ids[0], 1, {"epoch": 1, "val_loss": 1.0})
 
 
-def test_a_new_attempt_replaces_the_learning_curve(url: str) -> None:
+def test_a_new_attempt_replaces_the_learning_curve(any_db_url: str) -> None:
     # Given an attempt that wrote two epochs and was interrupted (its attempt given back, as Ctrl-C does)
-    store = open_store(url)
+    store = open_store(any_db_url)
     _sid, ids = submit(store, load_study(IRIS))
-    claim = repo.claim_trial(store, ids[0], "w")
+    claim = lease.claim_trial(store, ids[0], "w")
     for epoch in (1, 2):
-        assert repo.epoch_tick(store, ids[0], claim.attempt, {"epoch": epoch, "val_loss": 9.0})
-    assert repo.requeue_trial(store, ids[0], give_back_attempt=True)
+        assert lease.epoch_tick(store, ids[0], claim.attempt, {"epoch": epoch, "val_loss": 9.0})
+    assert lease.requeue_trial(store, ids[0], give_back_attempt=True)
     # When it is claimed again (the same attempt number)
-    again = repo.claim_trial(store, ids[0], "w")
+    again = lease.claim_trial(store, ids[0], "w")
     assert again is not None and again.attempt == 1
     # Then the old curve is gone and the new attempt's rows are the ones stored
-    assert repo.epochs_of(store, [ids[0]])[ids[0]] == []
-    assert repo.epoch_tick(store, ids[0], again.attempt, {"epoch": 1, "val_loss": 0.5})
-    assert [r["val_loss"] for r in repo.epochs_of(store, [ids[0]])[ids[0]]] == [0.5]
+    assert reads.epochs_of(store, [ids[0]])[ids[0]] == []
+    assert lease.epoch_tick(store, ids[0], again.attempt, {"epoch": 1, "val_loss": 0.5})
+    assert [r["val_loss"] for r in reads.epochs_of(store, [ids[0]])[ids[0]]] == [0.5]
 
 
-def test_the_last_epoch_is_stored_with_the_result_by_the_lease_holder_only(url: str) -> None:
-    store = open_store(url)
+def test_the_last_epoch_is_stored_with_the_result_by_the_lease_holder_only(any_db_url: str) -> None:
+    store = open_store(any_db_url)
     _sid, ids = submit(store, load_study(IRIS))
-    old = repo.claim_trial(store, ids[0], "w1")
-    assert repo.requeue_trial(store, ids[0])
-    new = repo.claim_trial(store, ids[0], "w2")
+    old = lease.claim_trial(store, ids[0], "w1")
+    assert lease.requeue_trial(store, ids[0])
+    new = lease.claim_trial(store, ids[0], "w2")
     last = {"epoch": 3, "train_loss": 0.4, "val_loss": 0.5, "val_accuracy": 0.9, "learning_rate": 0.01}
     # A lost lease records neither the result nor the row
-    assert not repo.finish_trial(store, ids[0], old.attempt, "complete", {"val_loss": 0.5}, last_epoch=last)
-    assert repo.epochs_of(store, [ids[0]])[ids[0]] == []
+    assert not lease.finish_trial(store, ids[0], old.attempt, "complete", {"val_loss": 0.5}, last_epoch=last)
+    assert reads.epochs_of(store, [ids[0]])[ids[0]] == []
     # The holder records both, once
-    assert repo.finish_trial(store, ids[0], new.attempt, "complete", {"val_loss": 0.5}, last_epoch=last)
-    assert not repo.finish_trial(store, ids[0], new.attempt, "complete", {"val_loss": 0.1}, last_epoch=last)
-    rows = repo.epochs_of(store, [ids[0]])[ids[0]]
+    assert lease.finish_trial(store, ids[0], new.attempt, "complete", {"val_loss": 0.5}, last_epoch=last)
+    assert not lease.finish_trial(store, ids[0], new.attempt, "complete", {"val_loss": 0.1}, last_epoch=last)
+    rows = reads.epochs_of(store, [ids[0]])[ids[0]]
     assert [(r["epoch"], r["val_loss"]) for r in rows] == [(3, 0.5)]
-    assert repo.trial(store, ids[0]).val_loss == 0.5
+    assert reads.trial(store, ids[0]).val_loss == 0.5
 
 
-def test_execute_trial_stores_every_epoch_and_the_heartbeat(url: str) -> None:
-    store = open_store(url)
+def test_execute_trial_stores_every_epoch_and_the_heartbeat(any_db_url: str) -> None:
+    store = open_store(any_db_url)
     study_id, ids = submit(store, load_study(IRIS))
     assert execute_trial(store, ids[0], worker="w") == []
-    row = repo.trial(store, ids[0])
+    row = reads.trial(store, ids[0])
     assert row.status == "complete" and row.epochs_run == 3
-    curve = repo.epochs_of(store, [ids[0]])[ids[0]]
+    curve = reads.epochs_of(store, [ids[0]])[ids[0]]
     assert [r["epoch"] for r in curve] == [1, 2, 3]
     assert curve[-1]["val_loss"] == pytest.approx(row.val_loss)
-    age = repo.heartbeat_age(store, ids[0])
+    age = lease.heartbeat_age(store, ids[0])
     assert age is not None and 0 <= age < 60
-    assert repo.require_study(store, study_id).state == "running"
+    assert studies.require_study(store, study_id).state == "running"
 
 
-def test_two_trials_finishing_a_round_together_advance_it(url: str) -> None:
+
+def _wait_until_blocked(store, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    """Return once another session of this database waits for a lock (PostgreSQL's view of it).
+
+    SQLite serialises writers, so a second writer cannot read before the first commits whatever the
+    timing; there is nothing to wait for.
+    """
+    if store.dialect != "postgresql":
+        return
+    deadline = time.monotonic() + timeout
+    with store.engine.connect() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            ).scalar_one()
+            conn.rollback()
+            if waiting:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the second finisher never waited for the first one's lock")
+
+def test_two_trials_finishing_a_round_together_advance_it(any_db_url: str) -> None:
     # Given a round of three trials, one finished and two running
-    store = open_store(url)
+    store = open_store(any_db_url)
     study_id, ids = submit(store, load_study(IRIS))
-    claim = repo.claim_trial(store, ids[0], "w")
-    assert repo.finish_trial(store, ids[0], claim.attempt, "complete", {"val_loss": 0.3})
-    a = repo.claim_trial(store, ids[1], "a")
-    b = repo.claim_trial(store, ids[2], "b")
+    claim = lease.claim_trial(store, ids[0], "w")
+    assert lease.finish_trial(store, ids[0], claim.attempt, "complete", {"val_loss": 0.3})
+    a = lease.claim_trial(store, ids[1], "a")
+    b = lease.claim_trial(store, ids[2], "b")
     # When trial A records its result but has not committed yet while trial B records its own
     release = threading.Event()
-    results: dict[str, repo.Progress] = {}
+    a_holding = threading.Event()
+    b_writing = threading.Event()
+    results: dict[str, rounds.Progress] = {}
 
     def hold_commit(session: Session) -> None:
         if threading.current_thread().name == "finisher-a":
+            a_holding.set()
             release.wait(30)
 
-    def finish(name: str, claim: repo.Claim, value: float) -> None:
-        _, results[name] = repo.finish_trial_progress(
+    def mark_b(*_args) -> None:  # type: ignore[no-untyped-def]
+        # B's first statement: BEGIN IMMEDIATE on SQLite (which waits for A), its UPDATE on PostgreSQL.
+        if threading.current_thread().name == "finisher-b":
+            b_writing.set()
+
+    def finish(name: str, claim: lease.Claim, value: float) -> None:
+        _, results[name] = lease.finish_trial_progress(
             store, claim.trial_id, study_id, claim.attempt, "complete", {"val_loss": value}
         )
 
     event.listen(Session, "before_commit", hold_commit)
+    event.listen(store.engine, "before_cursor_execute", mark_b)
     try:
         ta = threading.Thread(target=finish, args=("a", a, 0.2), name="finisher-a")
         ta.start()
-        time.sleep(0.3)  # A is inside its transaction, waiting to commit
+        assert a_holding.wait(30)  # A has recorded and holds the study's row lock, not committed
         tb = threading.Thread(target=finish, args=("b", b, 0.1), name="finisher-b")
         tb.start()
-        time.sleep(0.5)  # B records and, without the study lock, would count A as still running
+        assert b_writing.wait(30)
+        _wait_until_blocked(store)  # B waits for A's locks: it cannot count before A commits
         release.set()
         ta.join(60)
         tb.join(60)
     finally:
         release.set()
         event.remove(Session, "before_commit", hold_commit)
+        event.remove(store.engine, "before_cursor_execute", mark_b)
     # Then exactly one of them finds the round over, and advancing with its reading creates round 1
     assert sorted(p.due for p in results.values()) == [False, True]
     due = next(p for p in results.values() if p.due)
     assert due.pending == 0 and due.latest == 0
     assert len(advance_study(store, study_id, due)) == 3
-    assert [r.round_index for r in repo.rounds(store, study_id)] == [0, 1]
+    assert [r.round_index for r in rounds.rounds(store, study_id)] == [0, 1]
 
 
-def test_study_progress_is_one_reading(url: str) -> None:
-    store = open_store(url)
-    assert repo.study_progress(store, "no-such-study") == repo.Progress(None)
+def test_study_progress_is_one_reading(any_db_url: str) -> None:
+    store = open_store(any_db_url)
+    assert rounds.study_progress(store, "no-such-study") == rounds.Progress(None)
     study_id, ids = submit(store, load_study(IRIS))
-    progress = repo.study_progress(store, study_id)
+    progress = rounds.study_progress(store, study_id)
     reading = (progress.state, progress.objective, progress.latest, progress.pending)
     assert reading == ("queued", "val_loss", 0, 3)
     assert not progress.due
-    repo.cancel_study(store, study_id)
-    assert not repo.study_progress(store, study_id).due
+    studies.cancel_study(store, study_id)
+    assert not rounds.study_progress(store, study_id).due
 
 
 # --- relative data paths -------------------------------------------------------------------------------
@@ -194,7 +218,7 @@ def _write_csv(path: Path) -> None:
 
 
 def test_relative_data_is_stored_absolute_and_found_from_any_directory(
-    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    any_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a study file whose data path is relative to the file's folder
     folder = tmp_path / "studies"
@@ -206,10 +230,10 @@ def test_relative_data_is_stored_absolute_and_found_from_any_directory(
     elsewhere.mkdir()
     # When it is submitted from another directory
     monkeypatch.chdir(elsewhere)
-    store = open_store(url)
+    store = open_store(any_db_url)
     study_id, ids = submit(store, load_study_file(Path("..") / "studies" / "s.toml"))
     # Then the spec workers use names the file absolutely; the raw table keeps the text as given
-    study = repo.require_study(store, study_id)
+    study = studies.require_study(store, study_id)
     assert study.spec["study"]["data"] == str((folder / "flowers.csv").resolve())
     assert study.spec_raw["study"]["data"] == "flowers.csv"
     # And a worker in yet another directory, which parses the stored spec, runs the trials
@@ -218,15 +242,16 @@ def test_relative_data_is_stored_absolute_and_found_from_any_directory(
     queue = list(ids)
     while queue:
         queue += execute_trial(store, queue.pop(0), worker="w")
-    assert repo.counts_by_status(store, study_id)["complete"] == 6
+    assert reads.counts_by_status(store, study_id)["complete"] == 6
 
 
 def test_submit_resolves_a_relative_path_from_text_against_base_dir(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
     spec = load_study(STUDY.format(source='data = "sub/flowers.csv"\ntarget = "label"'))
     study_id, _ = submit(store, spec, base_dir=tmp_path)
-    assert repo.require_study(store, study_id).spec["study"]["data"] == str(tmp_path / "sub" / "flowers.csv")
-    assert repo.require_study(store, study_id).spec_raw["study"]["data"] == "sub/flowers.csv"
+    stored = studies.require_study(store, study_id)
+    assert stored.spec["study"]["data"] == str(tmp_path / "sub" / "flowers.csv")
+    assert stored.spec_raw["study"]["data"] == "sub/flowers.csv"
 
 
 def test_caviar_run_from_another_directory_finds_the_data_next_to_the_study(tmp_path: Path) -> None:
@@ -242,6 +267,6 @@ def test_caviar_run_from_another_directory_finds_the_data_next_to_the_study(tmp_
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     store = open_store(env["CAVIAR_DATABASE_URL"])
-    (study_id,) = repo.study_ids(store)
-    assert repo.require_study(store, study_id).state == "complete"
-    assert repo.counts_by_status(store, study_id)["complete"] == 6
+    (study_id,) = studies.study_ids(store)
+    assert studies.require_study(store, study_id).state == "complete"
+    assert reads.counts_by_status(store, study_id)["complete"] == 6

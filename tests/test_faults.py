@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pg_server import pg_server, pg_url  # noqa: F401 - fixtures
-from redis_server import RedisServer, redis_server  # noqa: F401 - fixture
+from redis_server import RedisServer
 from worker_procs import (
     run_cli,
     study_state,
@@ -76,26 +75,18 @@ def db_url(tmp_path: Path) -> Iterator[str]:
     yield f"sqlite:///{tmp_path}/caviar.db"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The same test on SQLite and on a real PostgreSQL."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/caviar.db"
-    return request.getfixturevalue("pg_url")
-
-
 def _rows_by_id(db_url: str, study_id: str) -> dict[str, dict]:
     return {row["id"]: row for row in trial_rows(db_url, study_id)}
 
 
 def _running_mid_trial(db_url: str, study_id: str, min_epochs: int = 5) -> str | None:
     """The id of a running trial with at least ``min_epochs`` epochs recorded, if any."""
-    from service.store import open_store, repo
+    from service.store import open_store, reads
 
     store = open_store(db_url)
     try:
-        running = [r["id"] for r in repo.trial_rows(store, study_id, status="running")]
-        curves = repo.epochs_of(store, running)
+        running = [r["id"] for r in reads.trial_rows(store, study_id, status="running")]
+        curves = reads.epochs_of(store, running)
     finally:
         store.dispose()
     for trial_id in running:
@@ -110,14 +101,14 @@ def _finished(db_url: str, study_id: str) -> bool:
 
 def assert_stored_once(db_url: str, study_id: str, n_trials: int, epochs: int) -> dict[str, dict]:
     """Every trial complete, once, with a learning curve of exactly ``epochs`` rows."""
-    from service.store import open_store, repo
+    from service.store import open_store, reads
 
     rows = _rows_by_id(db_url, study_id)
     assert len(rows) == n_trials
     assert {r["status"] for r in rows.values()} == {"complete"}
     store = open_store(db_url)
     try:
-        curves = repo.epochs_of(store, list(rows))
+        curves = reads.epochs_of(store, list(rows))
     finally:
         store.dispose()
     for trial_id, row in rows.items():
@@ -137,7 +128,7 @@ def assert_broker_drained(server: RedisServer, workers: list) -> None:
 
 
 def test_sigkill_whole_worker_mid_trial(
-    redis_server: RedisServer, any_db_url: str, tmp_path: Path  # noqa: F811
+    redis_server: RedisServer, any_db_url: str, tmp_path: Path
 ) -> None:
     db_url = any_db_url
     # Given a study of 3 trials and one worker running one of them
@@ -166,7 +157,7 @@ def test_sigkill_whole_worker_mid_trial(
         assert_broker_drained(redis_server, [a, b])
 
 
-def test_only_a_pool_child_killed(redis_server: RedisServer, db_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_only_a_pool_child_killed(redis_server: RedisServer, db_url: str, tmp_path: Path) -> None:
     env = worker_env(redis_server.url, db_url)
     study_id = submit(env, write_study(tmp_path, SLOW_STUDY.format(trials=2, epochs=100)))
     with worker_pool(env, tmp_path) as start:
@@ -210,7 +201,7 @@ epochs = { choice = [4, 100000] }
 
 
 def test_poison_trial_fails_at_the_attempt_cap(
-    redis_server: RedisServer, db_url: str, tmp_path: Path  # noqa: F811
+    redis_server: RedisServer, db_url: str, tmp_path: Path
 ) -> None:
     # Given a 4 s time limit and an attempt cap of 2
     env = worker_env(redis_server.url, db_url, CAVIAR_TASK_TIME_LIMIT="4", CAVIAR_MAX_ATTEMPTS="2")
@@ -231,7 +222,7 @@ def test_poison_trial_fails_at_the_attempt_cap(
         assert_broker_drained(redis_server, [a])
 
 
-def test_redis_restarted_mid_study(redis_server: RedisServer, db_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_redis_restarted_mid_study(redis_server: RedisServer, db_url: str, tmp_path: Path) -> None:
     # Given a study of 4 trials, one running and three waiting in Redis
     env = worker_env(redis_server.url, db_url)
     study_id = submit(env, write_study(tmp_path, SLOW_STUDY.format(trials=4, epochs=200)))
@@ -253,7 +244,7 @@ def test_redis_restarted_mid_study(redis_server: RedisServer, db_url: str, tmp_p
 
 
 def test_sigterm_lets_the_running_trial_finish(
-    redis_server: RedisServer, db_url: str, tmp_path: Path  # noqa: F811
+    redis_server: RedisServer, db_url: str, tmp_path: Path
 ) -> None:
     env = worker_env(redis_server.url, db_url)
     study_id = submit(env, write_study(tmp_path, SLOW_STUDY.format(trials=3, epochs=100)))
@@ -280,7 +271,7 @@ def test_sigterm_lets_the_running_trial_finish(
 
 
 def test_postgres_restarted_mid_study(
-    redis_server: RedisServer, pg_server, pg_url: str, tmp_path: Path  # noqa: F811
+    redis_server: RedisServer, pg_server, pg_url: str, tmp_path: Path
 ) -> None:
     # Given a study of 4 trials on PostgreSQL, a trial running
     db_url = pg_url

@@ -7,7 +7,25 @@ import math
 import numpy as np
 import pytest
 
-from core.search import CoarseToFine, Grid, Random, SearchSpace, Sobol, load_study, plan_round
+from core.search import (
+    STRATEGIES,
+    STRATEGY_TYPES,
+    C2FOptions,
+    CoarseToFine,
+    CoarseToFineOptions,
+    Grid,
+    GridOptions,
+    Proposal,
+    Random,
+    RandomOptions,
+    SearchSpace,
+    Sobol,
+    SobolOptions,
+    Stop,
+    load_study,
+    plan_round,
+)
+from core.search.study import KNOBS
 
 SPACE = {
     "learning_rate": {"log": [1e-4, 1e-1]},
@@ -256,9 +274,79 @@ def test_random_beats_grid_when_one_dimension_does_not_matter():
 def test_docstring_examples_run():
     import doctest
 
+    import core.search.objective
     import core.search.space
     import core.search.strategies.coarse_to_fine
 
-    for module in (core.search.space, core.search.strategies.coarse_to_fine):
+    for module in (core.search.objective, core.search.space, core.search.strategies.coarse_to_fine):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_defaults_are_written_once_and_the_parser_uses_them():
+    assert STRATEGIES == tuple(STRATEGY_TYPES) == ("grid", "random", "sobol", "coarse-to-fine")
+    assert KNOBS == {
+        "grid": {"points_per_dim": 3},
+        "random": {"trials": 32},
+        "sobol": {"trials": 32},
+        "coarse-to-fine": {
+            "rounds": 3,
+            "trials_per_round": 16,
+            "keep_top": 4,
+            "margin": 0.25,
+            "patience": None,
+            "narrow": "all",
+            "sampler": "random",
+        },
+    }
+    assert C2FOptions is CoarseToFineOptions
+    space = SearchSpace.from_dict(SPACE)
+    built = [Grid(space), Random(space), Sobol(space), CoarseToFine(space)]
+    expected = [GridOptions(), RandomOptions(), SobolOptions(), CoarseToFineOptions()]
+    assert [s.options for s in built] == expected
+    assert [s.name for s in built] == list(STRATEGY_TYPES)
+    for name in STRATEGIES:
+        spec = load_study(study(name))
+        assert spec.options == KNOBS[name] == STRATEGY_TYPES[name].defaults()
+        assert spec.strategy_obj.options == STRATEGY_TYPES[name].Options()
+
+
+def test_from_options_builds_what_the_constructor_builds():
+    space = SearchSpace.from_dict(SPACE)
+    c2f = CoarseToFine.from_options(space, {"rounds": 2, "keep_top": 3}, seed=5, fixed={"groups": 8})
+    same = CoarseToFine(space, rounds=2, keep_top=3, seed=5, fixed={"groups": 8})
+    assert (c2f.options, c2f.seed, c2f.fixed) == (same.options, same.seed, same.fixed)
+    assert CoarseToFine.from_options(space, same.options, seed=5).options == same.options
+    assert (
+        Sobol.from_options(space, {"trials": 8}, seed=1).next_round() == Sobol(space, 8, seed=1).next_round()
+    )
+    with pytest.raises(TypeError):
+        Grid.from_options(space, {"trials": 8})
+
+
+def test_plan_is_pure_and_next_round_is_built_on_it():
+    space = SearchSpace.from_dict(SPACE)
+    c2f = CoarseToFine(space, rounds=3, trials_per_round=8, keep_top=3, seed=2)
+    rounds: list = []
+    while True:
+        step = c2f.plan(rounds)
+        assert step == c2f.plan(rounds)  # no state: the same answer twice
+        trials = c2f.next_round([r for done in rounds for r in done])
+        if isinstance(step, Stop):
+            assert trials == [] and c2f.stop_reason == step.reason == "rounds"
+            break
+        assert isinstance(step, Proposal) and trials == step.trials
+        assert c2f.region_spaces[-1] == step.region
+        rounds.append([(t, synthetic(t)) for t in trials])
+    grid = Grid(space, 2)
+    assert isinstance(grid.plan([]), Proposal) and grid.plan([[]]) == Stop("complete")
+
+
+def test_plan_round_uses_the_strategy_built_once_from_the_spec():
+    spec = load_study(study(objective="val_accuracy", knobs="rounds = 2\ntrials_per_round = 8"))
+    assert spec.strategy_obj is spec.strategy_obj and spec.make_strategy() is not spec.strategy_obj
+    first = plan_round(spec, [])
+    results = [(t, 1.0 / (1.0 + synthetic(t))) for t in first.trials]
+    second = plan_round(spec, [results])
+    step = spec.strategy_obj.plan([[(t, -v) for t, v in results]])  # accuracy, negated: smaller is better
+    assert (second.region, second.trials) == (step.region.region(), step.trials)

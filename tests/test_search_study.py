@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -193,6 +194,33 @@ def test_spec_fields_defaults_and_round_trip():
     assert spec.raw["space"]["layers"] == {"int": [1, 4]}
     again = parse_study(json.loads(json.dumps(spec.to_dict())))
     assert again == spec
+
+
+def test_validate_summary_shows_the_options_the_run_uses():
+    from service.commands.validate import summary
+
+    spec = load_study(edit("keep_top = 4\nmargin = 0.25", "margin = 0.5"))
+    info = summary(spec)
+    # keep_top and patience, not in the file, show their defaults
+    assert info["options"] == spec.options == dataclasses.asdict(spec.strategy_obj.options)
+    assert info["options"] == {
+        "rounds": 3,
+        "trials_per_round": 16,
+        "keep_top": 4,
+        "margin": 0.5,
+        "patience": None,
+        "narrow": "all",
+        "sampler": "random",
+    }
+    assert (info["objective"], info["direction"], info["budget"]) == ("val_loss", "minimize", 48)
+    assert type(info["objective"]) is str
+    assert summary(load_study(edit('"val_loss"', '"val_accuracy"')))["direction"] == "maximize"
+    grid = load_study(
+        edit('strategy = "coarse-to-fine"', 'strategy = "grid"').replace(
+            "rounds = 3\ntrials_per_round = 16\nkeep_top = 4\nmargin = 0.25", ""
+        )
+    )
+    assert summary(grid)["options"] == {"points_per_dim": 3}
 
 
 def test_grid_budget_enumerates_choices():

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from pg_server import pg_server, pg_url  # noqa: F401 - fixtures
 
 from core.errors import BadInput
 from core.search import load_study
@@ -36,12 +33,9 @@ learning_rate = { log = [1e-3, 1e-1] }
 """
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def finished_study(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'api.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
+@pytest.fixture
+def finished_study(any_db_url: str) -> tuple[str, str]:
+    url = any_db_url
     store = open_store(url)
     study_id, queue = submit(store, load_study(STUDY))
     while queue:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from redis_server import RedisServer, redis_server  # noqa: F401 - fixture
+from redis_server import RedisServer
 
 from core.errors import BadInput
 from workers.app import TRIAL_TASK, MaskPasswords, celery_config, make_app
@@ -67,7 +67,7 @@ def test_log_filter_masks_passwords() -> None:
     assert record.getMessage() == "connected to redis://:***@host:6379/0"
 
 
-def test_dispatch_uses_trial_id_as_task_id_and_json(redis_server: RedisServer) -> None:  # noqa: F811
+def test_dispatch_uses_trial_id_as_task_id_and_json(redis_server: RedisServer) -> None:
     # Given a real broker with a password, when three trials are dispatched,
     # then three JSON messages wait in the queue, each carrying its trial id as task id.
     app = make_app(WorkerSettings(broker_url=redis_server.url, queue="q-test"))

@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from pg_server import pg_server, pg_url  # noqa: F401 - fixtures
-from redis_server import RedisServer, redis_server  # noqa: F401 - fixture
+from redis_server import RedisServer
 from worker_procs import run_cli, study_state, trial_rows, wait_for, worker_env, worker_pool
 
-from service.remote import queue_status, submit_remote
 from service.store import open_store
 from service.study_file import load_study_file
+from workers.client import queue_status, submit_remote
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -25,7 +24,7 @@ def _by_position(rows: list[dict]) -> dict[tuple[int, int], dict]:
 
 
 def test_submit_then_two_workers_match_the_embedded_default(
-    redis_server: RedisServer, pg_url: str, tmp_path: Path  # noqa: F811
+    redis_server: RedisServer, pg_url: str, tmp_path: Path
 ) -> None:
     # Given Redis and PostgreSQL, when a study is submitted and the CLI exits
     env = worker_env(redis_server.url, pg_url)
@@ -51,9 +50,9 @@ def test_submit_then_two_workers_match_the_embedded_default(
     assert done.returncode == 0, done.stderr
     store = open_store(local_db)
     try:
-        from service.store import repo
+        from service.store import studies
 
-        (local_id,) = repo.study_ids(store)
+        (local_id,) = studies.study_ids(store)
     finally:
         store.dispose()
     local = _by_position(trial_rows(local_db, local_id))
@@ -67,7 +66,7 @@ def test_submit_then_two_workers_match_the_embedded_default(
         assert row["attempts"] == 1
 
 
-def test_run_with_broker_follows_the_study(redis_server: RedisServer, tmp_path: Path) -> None:  # noqa: F811
+def test_run_with_broker_follows_the_study(redis_server: RedisServer, tmp_path: Path) -> None:
     db_url = f"sqlite:///{tmp_path}/caviar.db"
     # A worker started from a multi-threaded environment pins its processes to one thread anyway.
     env = worker_env(redis_server.url, db_url, OPENBLAS_NUM_THREADS="4", OMP_NUM_THREADS="4")
@@ -91,7 +90,7 @@ def test_run_with_broker_follows_the_study(redis_server: RedisServer, tmp_path: 
     assert study_state(db_url, study_id) == "complete"
 
 
-def test_queue_status_counts_waiting_messages(redis_server: RedisServer, tmp_path: Path) -> None:  # noqa: F811
+def test_queue_status_counts_waiting_messages(redis_server: RedisServer, tmp_path: Path) -> None:
     # Given a submitted study and no worker
     store = open_store(f"sqlite:///{tmp_path}/caviar.db")
     try:
@@ -120,8 +119,8 @@ def test_unreachable_broker_writes_nothing(tmp_path: Path) -> None:
     assert len(done.stderr.strip().splitlines()) == 1
     store = open_store(db_url)
     try:
-        from service.store import repo
+        from service.store import studies
 
-        assert repo.study_ids(store) == []
+        assert studies.study_ids(store) == []
     finally:
         store.dispose()

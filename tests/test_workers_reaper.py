@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from redis_server import RedisServer, redis_server  # noqa: F401 - fixture
+from redis_server import RedisServer
 
 from service.orchestrate import submit
-from service.store import open_store, repo
+from service.store import lease, open_store, reads, rounds
 from service.study_file import load_study_file
 from workers.app import make_app
 from workers.broker import message_ids
@@ -19,7 +19,7 @@ QUICK = Path(__file__).resolve().parent.parent / "examples" / "quick.toml"
 
 
 @pytest.fixture
-def setup(redis_server: RedisServer, tmp_path: Path):  # noqa: F811
+def setup(redis_server: RedisServer, tmp_path: Path):
     settings = WorkerSettings(broker_url=redis_server.url, stale_after=60, max_attempts=2)
     store = open_store(f"sqlite:///{tmp_path}/caviar.db")
     try:
@@ -28,26 +28,12 @@ def setup(redis_server: RedisServer, tmp_path: Path):  # noqa: F811
         store.dispose()
 
 
-def _age_rows(store, seconds: float) -> None:
-    """Move every trial's timestamps ``seconds`` into the past (as if time had passed)."""
-    from datetime import timedelta
 
-    from service.store.models import Trial
-
-    def go(s):  # type: ignore[no-untyped-def]
-        for row in s.query(Trial).all():
-            row.created_at = row.created_at - timedelta(seconds=seconds)
-            if row.heartbeat_at is not None:
-                row.heartbeat_at = row.heartbeat_at - timedelta(seconds=seconds)
-
-    store.run(go)
-
-
-def test_lost_messages_are_resent(setup) -> None:
+def test_lost_messages_are_resent(setup, backdate) -> None:
     store, app, settings, client = setup
     # Given a submitted round whose messages never reached the broker (lost with a Redis restart)
     study_id, ids = submit(store, load_study_file(QUICK))
-    _age_rows(store, 30)
+    backdate(store, 30)
     # When the reaper runs
     report = reap_once(store, app, settings, max_attempts=settings.max_attempts)
     # Then every queued trial has a message again, and a second pass sends nothing more
@@ -57,25 +43,25 @@ def test_lost_messages_are_resent(setup) -> None:
     assert client.llen(settings.queue) == len(ids)
 
 
-def test_stale_trials_requeued_then_failed_at_the_cap(setup) -> None:
+def test_stale_trials_requeued_then_failed_at_the_cap(setup, backdate) -> None:
     store, app, settings, client = setup
     study_id, ids = submit(store, load_study_file(QUICK))
     # Given a trial whose worker died on attempt 1 (claimed, then silent for longer than stale_after)
-    claim = repo.claim_trial(store, ids[0], "dead@host")
+    claim = lease.claim_trial(store, ids[0], "dead@host")
     assert claim is not None and claim.attempt == 1
-    _age_rows(store, 120)
+    backdate(store, 120)
     client.delete(settings.queue)
     # When the reaper runs, it is re-queued and re-sent
     report = reap_once(store, app, settings, max_attempts=2)
     assert report.requeued == [ids[0]]
-    assert repo.trial(store, ids[0]).status == "queued"
+    assert reads.trial(store, ids[0]).status == "queued"
     assert ids[0] in message_ids(client, settings.queue)
     # And when attempt 2 dies the same way, it fails at the cap of 2
-    assert repo.claim_trial(store, ids[0], "dead@host").attempt == 2
-    _age_rows(store, 120)
+    assert lease.claim_trial(store, ids[0], "dead@host").attempt == 2
+    backdate(store, 120)
     report = reap_once(store, app, settings, max_attempts=2)
     assert report.failed == [ids[0]]
-    row = repo.trial(store, ids[0])
+    row = reads.trial(store, ids[0])
     assert row.status == "failed" and row.attempts == 2 and "cap" in row.error
 
 
@@ -84,12 +70,12 @@ def test_finished_round_left_unadvanced_is_advanced(setup) -> None:
     study_id, ids = submit(store, load_study_file(QUICK))
     # Given round 0 fully recorded by workers that died before advancing the study
     for i, trial_id in enumerate(ids):
-        claim = repo.claim_trial(store, trial_id, "w@host")
-        assert repo.finish_trial(store, trial_id, claim.attempt, "complete", {"val_loss": 1.0 + i})
-    assert repo.latest_round(store, study_id) == 0
+        claim = lease.claim_trial(store, trial_id, "w@host")
+        assert lease.finish_trial(store, trial_id, claim.attempt, "complete", {"val_loss": 1.0 + i})
+    assert rounds.latest_round(store, study_id) == 0
     # When the reaper runs, round 1 is created and its trials are sent
     report = reap_once(store, app, settings, max_attempts=settings.max_attempts)
-    assert repo.latest_round(store, study_id) == 1
+    assert rounds.latest_round(store, study_id) == 1
     assert len(report.advanced) == 4
     assert set(report.advanced) <= message_ids(client, settings.queue)
     # And a second reaper (another worker) does not create it again

@@ -36,7 +36,7 @@ TEST_TIMEOUTS = {
 def worker_env(broker_url: str, db_url: str, **overrides: str) -> dict[str, str]:
     """Environment for a worker or CLI subprocess: the broker, the store and the test timeouts."""
     env = dict(os.environ)
-    for var in ("CELERY_BROKER_URL", "CAVIAR_WORKER_REEXEC"):
+    for var in ("CELERY_BROKER_URL", "CAVIAR_REEXEC"):
         env.pop(var, None)
     env.update(TEST_TIMEOUTS)
     env.update(CAVIAR_BROKER_URL=broker_url, CAVIAR_DATABASE_URL=db_url, PYTHONUNBUFFERED="1")
@@ -150,21 +150,21 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess
 
 def trial_rows(db_url: str, study_id: str) -> list[dict[str, Any]]:
     """Every trial of the study, as plain dicts, read with a fresh store handle."""
-    from service.store import open_store, repo
+    from service.store import open_store, reads
 
     store = open_store(db_url)
     try:
-        return repo.trial_rows(store, study_id)
+        return reads.trial_rows(store, study_id)
     finally:
         store.dispose()
 
 
 def study_state(db_url: str, study_id: str) -> str | None:
-    from service.store import open_store, repo
+    from service.store import open_store, studies
 
     store = open_store(db_url)
     try:
-        study = repo.get_study(store, study_id)
+        study = studies.get_study(store, study_id)
         return None if study is None else study.state
     finally:
         store.dispose()

@@ -2,7 +2,7 @@
 
 ``celery -A workers.app`` (Flower, inspection) and ``caviar worker`` use the same module-level
 :data:`app`. Delivery semantics are chosen so that a trial is never lost and never run twice to
-completion (see ``../shared/notes/celery-redis.md``): late acks, requeue when a worker process dies,
+completion: late acks, requeue when a worker process dies,
 prefetch of one, a hard time limit below Redis's visibility timeout. The attempt cap that stops a
 poison trial from looping forever lives in the store's claim, not in Celery.
 """

@@ -1,7 +1,7 @@
 """Reading the Redis broker: queue depth and the ids of trials that have a message somewhere.
 
 kombu's Redis transport keeps a queue as a list named after it and every delivered but unacknowledged
-message in the hash ``unacked`` (see ``../shared/notes/celery-redis.md``). The reaper uses the ids to
+message in the hash ``unacked``. The reaper uses the ids to
 find queued trials whose message was lost (a Redis restart without persistence); ``caviar status``
 shows the depth.
 """

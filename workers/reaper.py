@@ -1,15 +1,10 @@
-"""The reaper: recovery that does not depend on the broker's own redelivery.
+"""The reaper: the broker's side of recovery, which does not depend on the broker's own redelivery.
 
 Run periodically inside every worker (a thread of the worker's main process, started when the worker is
-ready) and once at worker start. One pass:
-
-1. RUNNING trials whose heartbeat is older than ``stale_after`` (by the database's clock) lost their
-   process: below the attempt cap they go back to QUEUED and are re-sent; at the cap they become
-   ``failed``, so a trial that kills its process every time cannot loop forever.
-2. QUEUED trials that have no message in the broker (lost with a Redis restart without persistence)
-   are re-sent.
-3. Studies with nothing left queued or running are advanced (the worker that finished the last trial
-   may have died before it could), and the trials of the next round are sent.
+ready). Each pass is :func:`service.recovery.recover` over every live study, with the broker as the
+runner: queued trials that have no message in the broker (lost with a Redis restart without
+persistence) are re-sent; running trials whose lease is stale are re-queued and re-sent, or failed at
+the attempt cap; studies whose latest round is over are advanced and the new round's trials sent.
 
 Every change is a conditional UPDATE, so reapers in several workers may run at once; a message sent
 twice is harmless (the claim lets one delivery run the trial).
@@ -17,23 +12,23 @@ twice is harmless (the claim lets one delivery run the trial).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-from dataclasses import dataclass, field
-from datetime import timedelta
+from collections.abc import Callable, Sequence
 
 from celery import Celery
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from service.errors import describe
-from service.store import Store, repo
-from service.store.models import FINISHED, Study, Trial
+from service.recovery import RecoveryReport, recover
+from service.store import Store
+from service.store.fleet import live_unfinished_count, queued_before
+from service.store.reads import queued_trial_ids
 from workers.broker import message_ids, queue_depth, redis_client
 from workers.dispatch import dispatch
 from workers.settings import WorkerSettings
 
-__all__ = ["ReapReport", "reap_once", "lost_messages", "idle_studies", "Reaper"]
+__all__ = ["ReapReport", "BrokerRunner", "reap_once", "lost_messages", "Reaper"]
 
 log = logging.getLogger("caviar.reaper")
 
@@ -41,34 +36,8 @@ log = logging.getLogger("caviar.reaper")
 #: still be between committing the row and sending the message).
 LOST_MESSAGE_GRACE = 5.0
 
-
-@dataclass
-class ReapReport:
-    """What one reaper pass did (trial ids)."""
-
-    requeued: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    resent: list[str] = field(default_factory=list)
-    advanced: list[str] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.requeued or self.failed or self.resent or self.advanced)
-
-
-def _live_unfinished_count(store: Store) -> int:
-    """Queued and running trials of studies that are still queued or running."""
-
-    def query(s: Session) -> int:
-        return int(
-            s.execute(
-                select(func.count())
-                .select_from(Trial)
-                .join(Study, Study.id == Trial.study_id)
-                .where(Trial.status.in_(("queued", "running")), Study.state.in_(("queued", "running")))
-            ).scalar_one()
-        )
-
-    return store.run(query)
+#: What one reaper pass did: ``resent`` (lost messages), ``requeued``, ``failed``, ``advanced``.
+ReapReport = RecoveryReport
 
 
 def lost_messages(store: Store, settings: WorkerSettings) -> list[str]:
@@ -83,70 +52,53 @@ def lost_messages(store: Store, settings: WorkerSettings) -> list[str]:
     client = redis_client(settings.broker_url)
     try:
         view = queue_depth(client, settings.queue)
-        if view.queued + view.unacked >= _live_unfinished_count(store):
+        if view.queued + view.unacked >= live_unfinished_count(store):
             return []
-        queued = set(repo.queued_trial_ids(store))
+        queued = set(queued_trial_ids(store))
         if not queued:
             return []
-        threshold = store.now() - timedelta(seconds=LOST_MESSAGE_GRACE)
-        old = set(
-            store.run(
-                lambda s: s.execute(
-                    select(Trial.id).where(Trial.status == "queued", Trial.created_at < threshold)
-                ).scalars().all()
-            )
-        )
+        old = queued_before(store, LOST_MESSAGE_GRACE)
         present = message_ids(client, settings.queue)
     finally:
         client.close()
     return sorted(t for t in queued & old if t not in present)
 
 
-def idle_studies(store: Store) -> list[str]:
-    """Studies still queued or running that have no trial left queued or running."""
+class BrokerRunner:
+    """The broker's workers as a :class:`service.recovery.Runner`."""
 
-    def query(s: Session) -> list[str]:
-        unfinished = (
-            select(Trial.id).where(Trial.study_id == Study.id, Trial.status.not_in(FINISHED)).exists()
-        )
-        return list(
-            s.execute(select(Study.id).where(Study.state.in_(("queued", "running")), ~unfinished)).scalars()
-        )
+    def __init__(self, app: Celery, settings: WorkerSettings) -> None:
+        self.app = app
+        self.settings = settings
 
-    return store.run(query)
+    def dispatch(self, trial_ids: Sequence[str]) -> None:
+        dispatch(trial_ids, app=self.app, queue=self.settings.queue)
+
+    def undelivered(self, store: Store, study_id: str | None) -> list[str]:
+        lost = lost_messages(store, self.settings)
+        if study_id is not None:
+            lost = [t for t in lost if t.startswith(f"{study_id}-r")]
+        if lost:
+            log.warning(
+                "re-sending %d queued trial(s) missing from the broker: %s", len(lost), ", ".join(lost)
+            )
+        return lost
 
 
-def reap_once(store: Store, app: Celery, settings: WorkerSettings, *, max_attempts: int) -> ReapReport:
-    """One reaper pass (see the module docstring); sends every message it decides on.
+def reap_once(
+    store: Store, app: Celery, settings: WorkerSettings, *, max_attempts: int | None = None
+) -> ReapReport:
+    """One reaper pass over every live study (see the module docstring); sends every message it decides on.
 
     Args:
         store: the study store.
         app: Celery app used to send messages.
-        settings: broker URL, queue and ``stale_after``.
-        max_attempts: the attempt cap; a stale trial with this many attempts becomes ``failed``.
+        settings: broker URL, queue, ``stale_after`` and the attempt cap.
+        max_attempts: overrides ``settings.max_attempts``.
     """
-    from service.orchestrate import advance_study
-
-    report = ReapReport()
-    requeued, failed = repo.reap_stale(store, settings.stale_after, max_attempts=max_attempts)
-    for trial_id in requeued:
-        log.warning("trial %s: no heartbeat for %g s, re-queued", trial_id, settings.stale_after)
-    for trial_id in failed:
-        log.warning("trial %s: no heartbeat for %g s, failed at the cap", trial_id, settings.stale_after)
-    report.requeued, report.failed = requeued, failed
-    if requeued:
-        dispatch(requeued, app=app, queue=settings.queue)
-    lost = [t for t in lost_messages(store, settings) if t not in set(requeued)]
-    if lost:
-        log.warning("re-sending %d queued trial(s) missing from the broker: %s", len(lost), ", ".join(lost))
-        dispatch(lost, app=app, queue=settings.queue)
-        report.resent = lost
-    for study_id in idle_studies(store):
-        new_ids = advance_study(store, study_id)
-        if new_ids:
-            dispatch(new_ids, app=app, queue=settings.queue)
-            report.advanced.extend(new_ids)
-    return report
+    if max_attempts is not None:
+        settings = dataclasses.replace(settings, max_attempts=max_attempts)
+    return recover(store, BrokerRunner(app, settings), settings)
 
 
 class Reaper(threading.Thread):
@@ -155,12 +107,11 @@ class Reaper(threading.Thread):
     Errors (database or broker unreachable) are logged, passwords masked, and the next pass tries again.
     """
 
-    def __init__(self, app: Celery, settings: WorkerSettings, store_factory, max_attempts: int) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app: Celery, settings: WorkerSettings, store_factory: Callable[[], Store]) -> None:
         super().__init__(name="caviar-reaper", daemon=True)
         self.app = app
         self.settings = settings
         self.store_factory = store_factory
-        self.max_attempts = max_attempts
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -168,7 +119,7 @@ class Reaper(threading.Thread):
         while True:
             try:
                 store = store or self.store_factory()
-                report = reap_once(store, self.app, self.settings, max_attempts=self.max_attempts)
+                report = reap_once(store, self.app, self.settings)
                 if report:
                     log.info(
                         "reaper: %d re-queued, %d failed at the cap, %d re-sent, %d new-round trial(s) sent",

@@ -1,6 +1,7 @@
-"""Worker settings read from the environment, one documented constant per knob.
+"""Worker settings read from the environment: the service's settings plus the broker's.
 
-Every value has a production default; tests shorten the timeouts through the same variables.
+Every value has a production default, documented once as a constant; tests shorten the timeouts through
+the same variables.
 """
 
 from __future__ import annotations
@@ -9,6 +10,17 @@ import os
 from dataclasses import dataclass
 
 from core.errors import BadInput
+from service.errors import mask_url
+from service.settings import DEFAULT_MAX_ATTEMPTS, DEFAULT_STALE_AFTER, Settings, env_count, env_seconds
+
+__all__ = [
+    "DEFAULT_BROKER_URL",
+    "DEFAULT_QUEUE",
+    "DEFAULT_VISIBILITY_TIMEOUT",
+    "DEFAULT_TIME_LIMIT",
+    "DEFAULT_REAP_INTERVAL",
+    "WorkerSettings",
+]
 
 #: Broker used when neither ``--broker`` nor ``CAVIAR_BROKER_URL`` is given.
 DEFAULT_BROKER_URL = "redis://localhost:6379/0"
@@ -19,74 +31,38 @@ DEFAULT_VISIBILITY_TIMEOUT = 3600.0
 #: Seconds a trial may run before its process is killed; below the visibility timeout so that no
 #: second copy of a running trial is ever delivered by the broker.
 DEFAULT_TIME_LIMIT = 3300.0
-#: Seconds without a heartbeat after which a RUNNING trial counts as abandoned.
-DEFAULT_STALE_AFTER = 300.0
 #: Seconds between two reaper passes in each worker.
 DEFAULT_REAP_INTERVAL = 30.0
-#: Attempts of a trial before it is marked failed (the store's default cap).
-DEFAULT_MAX_ATTEMPTS = 3
-
-
-def _seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadInput(name, raw, "expected a number of seconds > 0") from None
-    if not value > 0:
-        raise BadInput(name, raw, "expected a number of seconds > 0")
-    return value
-
-
-def _count(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadInput(name, raw, "expected an integer >= 1") from None
-    if value < 1:
-        raise BadInput(name, raw, "expected an integer >= 1")
-    return value
 
 
 @dataclass(frozen=True)
-class WorkerSettings:
+class WorkerSettings(Settings):
     """Broker, queue and timing settings shared by the Celery app, the reaper and the CLI.
 
     Attributes:
+        stale_after, max_attempts: see :class:`service.settings.Settings`.
         broker_url: Redis URL (``redis://`` or ``rediss://``, password allowed in the URL).
         queue: queue name trials are routed to.
         visibility_timeout: see :data:`DEFAULT_VISIBILITY_TIMEOUT`.
         time_limit: see :data:`DEFAULT_TIME_LIMIT`; must be below ``visibility_timeout``.
-        stale_after: see :data:`DEFAULT_STALE_AFTER`.
         reap_interval: see :data:`DEFAULT_REAP_INTERVAL`.
-        max_attempts: see :data:`DEFAULT_MAX_ATTEMPTS`.
     """
 
     broker_url: str = DEFAULT_BROKER_URL
     queue: str = DEFAULT_QUEUE
     visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT
     time_limit: float = DEFAULT_TIME_LIMIT
-    stale_after: float = DEFAULT_STALE_AFTER
     reap_interval: float = DEFAULT_REAP_INTERVAL
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.broker_url.startswith(("redis://", "rediss://")):
-            from service.errors import mask_url
-
             raise BadInput("broker", mask_url(self.broker_url), "expected a redis:// or rediss:// URL")
         if self.time_limit >= self.visibility_timeout:
             raise BadInput(
                 "CAVIAR_TASK_TIME_LIMIT", self.time_limit,
                 f"expected less than the visibility timeout ({self.visibility_timeout:g} s)",
             )
-        if self.max_attempts < 1:
-            raise BadInput("CAVIAR_MAX_ATTEMPTS", self.max_attempts, "expected an integer >= 1")
 
     @classmethod
     def from_env(cls, broker_url: str | None = None) -> WorkerSettings:
@@ -97,14 +73,14 @@ class WorkerSettings:
         Args:
             broker_url: overrides ``CAVIAR_BROKER_URL`` when given (the ``--broker`` option).
         """
-        visibility = _seconds("CAVIAR_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT)
+        visibility = env_seconds("CAVIAR_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT)
         default_limit = min(DEFAULT_TIME_LIMIT, 0.9 * visibility)
         return cls(
             broker_url=broker_url or os.environ.get("CAVIAR_BROKER_URL") or DEFAULT_BROKER_URL,
             queue=os.environ.get("CAVIAR_QUEUE") or DEFAULT_QUEUE,
             visibility_timeout=visibility,
-            time_limit=_seconds("CAVIAR_TASK_TIME_LIMIT", default_limit),
-            stale_after=_seconds("CAVIAR_STALE_AFTER", DEFAULT_STALE_AFTER),
-            reap_interval=_seconds("CAVIAR_REAP_INTERVAL", DEFAULT_REAP_INTERVAL),
-            max_attempts=_count("CAVIAR_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS),
+            time_limit=env_seconds("CAVIAR_TASK_TIME_LIMIT", default_limit),
+            stale_after=env_seconds("CAVIAR_STALE_AFTER", DEFAULT_STALE_AFTER),
+            reap_interval=env_seconds("CAVIAR_REAP_INTERVAL", DEFAULT_REAP_INTERVAL),
+            max_attempts=env_count("CAVIAR_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS),
         )

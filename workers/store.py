@@ -18,12 +18,10 @@ import os
 from celery.signals import worker_process_init
 from sqlalchemy.engine import make_url
 
+from service.settings import WORKER_RETRY_SECONDS
 from service.store import Store, database_url, open_store
 
-__all__ = ["worker_store", "worker_database_url", "STORE_RETRY_SECONDS"]
-
-#: Seconds a worker keeps retrying a database operation while the database is unreachable (a restart).
-STORE_RETRY_SECONDS = 120.0
+__all__ = ["worker_store", "worker_database_url"]
 
 _store: Store | None = None
 _pid: int | None = None
@@ -45,7 +43,7 @@ def worker_store() -> Store:
     """This process's store (``CAVIAR_DATABASE_URL``), opened on first use with write retries."""
     global _store, _pid
     if _store is None or _pid != os.getpid():
-        _store = open_store(worker_database_url(), retry_seconds=STORE_RETRY_SECONDS)
+        _store = open_store(worker_database_url(), retry_seconds=WORKER_RETRY_SECONDS)
         _pid = os.getpid()
     return _store
 

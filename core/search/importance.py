@@ -19,13 +19,13 @@ functional ANOVA (Hutter, Hoos & Leyton-Brown, ICML 2014) of a random-forest sur
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from core.errors import BadInput
+from core.search.objective import Objective
 from core.search.space import SearchSpace
 
 __all__ = ["importance", "MIN_TRIALS"]
@@ -73,16 +73,15 @@ def importance(
     from sklearn.ensemble import RandomForestRegressor
 
     space: SearchSpace = getattr(spec_or_space, "space", spec_or_space)
-    if maximize is None:
-        maximize = getattr(spec_or_space, "objective", "val_loss") == "val_accuracy"
+    objective = Objective(getattr(spec_or_space, "objective", Objective.VAL_LOSS))
+    if maximize is not None and maximize != objective.maximize:
+        objective = objective.other
     if len(params) != len(objectives):
         raise BadInput("objectives", len(objectives), f"one per trial ({len(params)} trials)")
-    y = np.array([math.nan if v is None else float(v) for v in objectives], dtype=float)
+    y = np.array([objective.minimizing(v) for v in objectives], dtype=float)  # diverged or failed: +inf
     finite = np.isfinite(y)
     if finite.sum() < MIN_TRIALS:
         raise BadInput("trials", int(finite.sum()), f"importance needs at least {MIN_TRIALS} finished trials")
-    if maximize:
-        y = -y
     worst, spread = float(np.max(y[finite])), float(np.ptp(y[finite]))
     y[~finite] = worst + (spread if spread > 0 else max(abs(worst), 1.0))
     if np.ptp(y) == 0:

@@ -7,14 +7,11 @@ regions are recomputed from the stored results, never from process state.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.search.proposal import propose, round_seed
-from core.search.strategies.coarse_to_fine import C2FOptions, plan_coarse_to_fine
-from core.search.strategies.grid import grid_points
+from core.search.strategies import Stop
 from core.search.study import StudySpec
 
 __all__ = ["RoundPlan", "plan_round", "minimizing"]
@@ -41,13 +38,8 @@ class RoundPlan:
 
 
 def minimizing(spec: StudySpec, value: float | None) -> float:
-    """A stored objective as "smaller is better": accuracy negated; NaN, None and ±inf become +inf."""
-    if value is None:
-        return math.inf
-    v = float(value)
-    if not math.isfinite(v):
-        return math.inf
-    return -v if spec.maximize else v
+    """A stored objective as "smaller is better": ``spec.objective.minimizing(value)``."""
+    return spec.objective.minimizing(value)
 
 
 def plan_round(
@@ -64,35 +56,9 @@ def plan_round(
         The next :class:`RoundPlan`, or None (every trial proposed, or coarse-to-fine stopped: its rounds
         done, its region collapsed or exhausted, or no improvement for ``patience`` rounds).
     """
-    k = len(previous)
-    if spec.strategy != "coarse-to-fine":
-        if k:
-            return None
-        if spec.strategy == "grid":
-            trials = grid_points(spec.space, spec.options["points_per_dim"], spec.fixed)
-        else:
-            trials = propose(
-                spec.space,
-                spec.options["trials"],
-                seed=round_seed(spec.seed, 0),
-                sampler=spec.strategy,
-                fixed=spec.fixed,
-            )
-        return RoundPlan(0, spec.space.region(), trials) if trials else None
-    o = spec.options
-    options = C2FOptions(
-        o["rounds"],
-        o["trials_per_round"],
-        o["keep_top"],
-        o["margin"],
-        o["patience"],
-        o["narrow"],
-        o["sampler"],
-    )
-    rounds = [[(p, minimizing(spec, v)) for p, v in r] for r in previous]
-    regions, trials, reason = plan_coarse_to_fine(
-        spec.space, rounds, options, seed=spec.seed, fixed=spec.fixed
-    )
-    if reason is not None or trials is None:
+    objective = spec.objective
+    rounds = [[(p, objective.minimizing(v)) for p, v in r] for r in previous]
+    step = spec.strategy_obj.plan(rounds)
+    if isinstance(step, Stop):
         return None
-    return RoundPlan(k, regions[-1].region(), trials)
+    return RoundPlan(len(previous), step.region.region(), step.trials)

@@ -171,17 +171,6 @@ class SearchSpace:
         rng = np.random.default_rng(seed)
         return [self.from_unit(u) for u in rng.random((n, len(self.dims)))]
 
-    def contains(self, params: Mapping[str, Any]) -> bool:
-        """True when every searched value lies inside this region (with a relative slack of 1e-12)."""
-        for k, d in self.dims.items():
-            v, region = params[k], d.region()
-            if isinstance(d, Choice):
-                if v not in d.choices:
-                    return False
-            elif not region[0] - 1e-12 * abs(region[0]) <= v <= region[1] + 1e-12 * abs(region[1]):
-                return False
-        return True
-
     def narrow(
         self, top: Sequence[Mapping[str, Any]], margin: float, only: Iterable[str] | None = None
     ) -> SearchSpace:
@@ -215,7 +204,3 @@ class SearchSpace:
     def key(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         """A hashable form of a configuration's searched values, rounded, for detecting repeats."""
         return tuple(d.canonical(params[k]) for k, d in self.dims.items())
-
-    def describe(self) -> dict[str, str]:
-        """name -> short description of its distribution."""
-        return {k: d.describe() for k, d in self.dims.items()}

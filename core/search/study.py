@@ -20,14 +20,16 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from core.errors import BadInput
 from core.hparams import HPARAMS, check_config, resolve
 from core.search.distributions import Choice
+from core.search.objective import OBJECTIVES, Objective
 from core.search.proposal import SAMPLERS
 from core.search.space import SearchSpace
-from core.search.strategies import CoarseToFine, Grid, Random, Sobol, Strategy
+from core.search.strategies import STRATEGY_TYPES, Strategy
 from core.search.strategies.coarse_to_fine import NARROW
 from core.search.strategies.grid import grid_size
 
@@ -36,9 +38,7 @@ __all__ = ["StudySpec", "load_study", "parse_study", "STRATEGIES", "OBJECTIVES",
 #: The sections of a study file, in order.
 SECTIONS = ("study", "strategy", "fixed", "space")
 #: Strategy names.
-STRATEGIES = ("grid", "random", "sobol", "coarse-to-fine")
-#: Objectives: ``val_loss`` is minimized, ``val_accuracy`` maximized.
-OBJECTIVES = ("val_loss", "val_accuracy")
+STRATEGIES = tuple(STRATEGY_TYPES)
 #: Largest trial budget a study may ask for.
 MAX_TRIALS = 100_000
 
@@ -55,21 +55,8 @@ _STUDY_KEYS = (
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
-#: Each strategy's knobs and their defaults.
-KNOBS: dict[str, dict[str, Any]] = {
-    "grid": {"points_per_dim": 3},
-    "random": {"trials": 32},
-    "sobol": {"trials": 32},
-    "coarse-to-fine": {
-        "rounds": 3,
-        "trials_per_round": 16,
-        "keep_top": 4,
-        "margin": 0.25,
-        "patience": None,
-        "narrow": "all",
-        "sampler": "random",
-    },
-}
+#: Each strategy's knobs and their defaults, from its options dataclass (the one place they are written).
+KNOBS: dict[str, dict[str, Any]] = {name: cls.defaults() for name, cls in STRATEGY_TYPES.items()}
 
 
 @dataclass(frozen=True)
@@ -82,7 +69,7 @@ class StudySpec:
         data: path of a CSV or NPZ file, or None.
         target: label column of a CSV file.
         val_fraction: fraction of the data held out for validation.
-        objective: ``"val_loss"`` (minimized) or ``"val_accuracy"`` (maximized).
+        objective: :attr:`Objective.VAL_LOSS` (minimized) or :attr:`Objective.VAL_ACCURACY` (maximized).
         strategy: one of :data:`STRATEGIES`.
         seed: the study seed; every round and trial seed derives from it.
         options: the strategy's knobs, defaults filled in.
@@ -97,7 +84,7 @@ class StudySpec:
     data: str | None
     target: str | None
     val_fraction: float
-    objective: str
+    objective: Objective
     strategy: str
     seed: int
     options: dict[str, Any]
@@ -106,36 +93,32 @@ class StudySpec:
     description: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    def __post_init__(self) -> None:
+        # A spec built by hand may name its objective by a plain string.
+        object.__setattr__(self, "objective", Objective(self.objective))
+
     @property
     def maximize(self) -> bool:
         """True when a larger objective is better (``val_accuracy``)."""
-        return self.objective == "val_accuracy"
+        return self.objective.maximize
 
     @property
     def budget(self) -> int:
         """The most trials the study will run."""
-        return self.make_strategy().budget
+        return self.strategy_obj.budget
+
+    @cached_property
+    def strategy_obj(self) -> Strategy:
+        """The study's strategy, built once; shared, so use its pure :meth:`~Strategy.plan` only.
+
+        For a strategy to drive with :meth:`~Strategy.next_round`, take :meth:`make_strategy`.
+        """
+        return self.make_strategy()
 
     def make_strategy(self) -> Strategy:
         """A fresh strategy object for this study."""
-        o = self.options
-        if self.strategy == "grid":
-            return Grid(self.space, o["points_per_dim"], seed=self.seed, fixed=self.fixed)
-        if self.strategy == "random":
-            return Random(self.space, o["trials"], seed=self.seed, fixed=self.fixed)
-        if self.strategy == "sobol":
-            return Sobol(self.space, o["trials"], seed=self.seed, fixed=self.fixed)
-        return CoarseToFine(
-            self.space,
-            rounds=o["rounds"],
-            trials_per_round=o["trials_per_round"],
-            keep_top=o["keep_top"],
-            margin=o["margin"],
-            patience=o["patience"],
-            narrow=o["narrow"],
-            sampler=o["sampler"],
-            seed=self.seed,
-            fixed=self.fixed,
+        return STRATEGY_TYPES[self.strategy].from_options(
+            self.space, self.options, seed=self.seed, fixed=self.fixed
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,7 +131,10 @@ class StudySpec:
         if self.target is not None:
             study["target"] = self.target
         study.update(
-            objective=self.objective, strategy=self.strategy, seed=self.seed, val_fraction=self.val_fraction
+            objective=self.objective.value,
+            strategy=self.strategy,
+            seed=self.seed,
+            val_fraction=self.val_fraction,
         )
         if self.description:
             study["description"] = self.description
@@ -263,7 +249,7 @@ def _parse_study_section(s: dict[str, Any]) -> dict[str, Any]:
         "dataset": dataset,
         "data": data,
         "target": target,
-        "objective": _one_of("[study] objective", s["objective"], OBJECTIVES),
+        "objective": Objective(_one_of("[study] objective", s["objective"], OBJECTIVES)),
         "strategy": _one_of("[study] strategy", s["strategy"], STRATEGIES),
         "seed": _int("[study] seed", s["seed"], 0, 2**31 - 1),
         "val_fraction": _float(

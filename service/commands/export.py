@@ -30,7 +30,10 @@ def export(
         caviar export digits-c2f-3fa9b1 -o digits.csv
     """
     from service.output import dumps
-    from service.store import open_store, repo
+    from service.store import open_store
+    from service.store.export import export_records, write_export_csv
+    from service.store.reads import epochs_of
+    from service.store.studies import require_study
     from service.views import study_record
 
     kind = output.suffix.lower()
@@ -42,16 +45,16 @@ def export(
         raise BadInput("--curves", True, "learning curves are exported to .json files only")
     store = open_store(db)
     try:
-        row = repo.require_study(store, study)
+        row = require_study(store, study)
         if kind == ".csv":
             names = list(row.spec["space"])
             with output.open("w", encoding="utf-8", newline="") as f:
-                n = repo.write_export_csv(store, study, f, names)
+                n = write_export_csv(store, study, f, names)
         else:
-            records = repo.export_records(store, study)
+            records = export_records(store, study)
             n = len(records)
             if curves:
-                by_trial = repo.epochs_of(store, [r["id"] for r in records])
+                by_trial = epochs_of(store, [r["id"] for r in records])
                 for r in records:
                     r["epochs"] = [
                         {k: v for k, v in e.items() if k != "trial_id"} for e in by_trial.get(r["id"], [])

@@ -26,19 +26,21 @@ def importance(
     """
     from core.search import importance as measure
     from service.orchestrate import study_spec
-    from service.store import open_store, repo
+    from service.store import TrialStatus, open_store, reads, studies
 
     check_format(fmt)
     store = open_store(db)
     try:
-        row = repo.require_study(store, study)
+        row = studies.require_study(store, study)
         spec = study_spec(store, study)
         done = [
-            r for r in repo.trial_rows(store, study, objective=row.objective)
-            if r["status"] in ("complete", "diverged", "failed")
+            r for r in reads.trial_rows(store, study, objective=row.objective)
+            if r["status"] in (TrialStatus.COMPLETE, TrialStatus.DIVERGED, TrialStatus.FAILED)
         ]
         values = [
-            r[row.objective] if r["status"] == "complete" and r[row.objective] is not None else math.nan
+            r[row.objective]
+            if r["status"] == TrialStatus.COMPLETE and r[row.objective] is not None
+            else math.nan
             for r in done
         ]
         shares = measure(spec, [r["params"] for r in done], values)

@@ -30,7 +30,7 @@ def plot(
         caviar plot digits-c2f-3fa9b1 -o digits.png
     """
     from service.plot import plot_study
-    from service.store import open_store, repo
+    from service.store import open_store, studies
 
     check_format(fmt)
     path = output or Path(f"{study}.png")
@@ -40,7 +40,7 @@ def plot(
         raise BadInput("--output", str(path), "expected a file in an existing directory")
     store = open_store(db)
     try:
-        repo.require_study(store, study)
+        studies.require_study(store, study)
         plot_study(store, study, path)
     finally:
         store.dispose()

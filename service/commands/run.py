@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,9 +10,11 @@ import typer
 
 from core.errors import BadInput
 from service.cli import EXIT_INTERRUPTED, app, err
+from service.store.states import FINAL_STUDY, StudyState
 
 if TYPE_CHECKING:
     from core.search import StudySpec
+    from service.settings import Settings
     from service.store import Store
 
 _FORMATS = ("table", "json")
@@ -27,10 +29,11 @@ WorkersOption = Annotated[
     typer.Option("--workers", "-w", help="Processes in the local pool (default: the number of cores)."),
 ]
 StaleOption = Annotated[
-    float,
+    float | None,
     typer.Option(
         "--stale-after",
-        help="Seconds without a heartbeat after which a running trial is presumed abandoned and run again.",
+        help="Seconds without a heartbeat after which a running trial is presumed abandoned and run again "
+        "(default: CAVIAR_STALE_AFTER or 300).",
     ),
 ]
 
@@ -50,15 +53,28 @@ def _check_start(method: str) -> str:
 
 
 def _check_workers(workers: int | None) -> int:
+    from service.settings import usable_cores
+
     if workers is None:
-        return os.cpu_count() or 1
+        return usable_cores()
     if workers < 1:
         raise BadInput("--workers", workers, "expected a positive number of processes")
     return workers
 
 
+def _settings(stale_after: float | None) -> Settings:
+    from service.settings import Settings
+
+    settings = Settings.from_env()
+    if stale_after is None:
+        return settings
+    if not 0 < stale_after < float("inf"):
+        raise BadInput("--stale-after", stale_after, "expected a number of seconds > 0")
+    return dataclasses.replace(settings, stale_after=stale_after)
+
+
 def _drive(
-    store: Store, study_id: str, trial_ids: list[str], workers: int, fmt: str, stale_after: float,
+    store: Store, study_id: str, trial_ids: list[str], workers: int, fmt: str, settings: Settings,
     start_method: str,
 ) -> None:
     from service.local import run_local
@@ -67,7 +83,7 @@ def _drive(
     try:
         with RoundProgress(store, study_id, enabled=fmt == "table") as progress:
             state = run_local(
-                store, study_id, trial_ids, workers=workers, stale_after=stale_after,
+                store, study_id, trial_ids, workers=workers, settings=settings,
                 start_method=start_method, on_finished=progress.update,
             )
     except KeyboardInterrupt:
@@ -76,7 +92,7 @@ def _drive(
         )
         raise typer.Exit(EXIT_INTERRUPTED) from None
     print_summary(store, study_id, fmt)
-    if state != "complete":
+    if state != StudyState.COMPLETE:
         err.print(f"study {study_id} ended {state}", markup=False)
         raise typer.Exit(1)
 
@@ -94,7 +110,7 @@ def run(
             help="Run on Celery workers through this Redis URL instead of a local pool.",
         ),
     ] = None,
-    stale_after: StaleOption = 60.0,
+    stale_after: StaleOption = None,
     start_method: StartOption = "fork",
 ) -> None:
     """Run a study to completion on this machine (or on workers with --broker), then show the results.
@@ -105,7 +121,7 @@ def run(
     Example:
         caviar run examples/digits.toml --workers 2
     """
-    from service.local import single_thread_env
+    from service.settings import single_thread_env
 
     single_thread_env()  # before numpy and numba are imported
     from service.output import check_format
@@ -114,6 +130,7 @@ def run(
     check_format(fmt, _FORMATS)
     n = _check_workers(workers)
     _check_start(start_method)
+    settings = _settings(stale_after)
     spec = load_study_file(file)  # a bad file exits 2 here, before any database is touched
     text = file.read_text(encoding="utf-8")
     from service.store import open_store
@@ -127,16 +144,17 @@ def run(
 
         study_id, trial_ids = submit(store, spec, text=text)
         err.print(f"study {study_id}: {len(trial_ids)} trials in round 0, {n} worker processes", markup=False)
-        _drive(store, study_id, trial_ids, n, fmt, stale_after, start_method)
+        _drive(store, study_id, trial_ids, n, fmt, settings, start_method)
     finally:
         store.dispose()
 
 
 def _run_remote(store: Store, spec: StudySpec, text: str, broker: str, fmt: str) -> None:
-    from service.remote import follow, submit_remote
+    from service.broker import broker as installed_broker
+    from service.follow import follow
     from service.summary import RoundProgress, print_summary
 
-    study_id, trial_ids = submit_remote(store, spec, text=text, broker=broker)
+    study_id, trial_ids = installed_broker().submit(store, spec, text=text, url=broker)
     err.print(f"study {study_id}: {len(trial_ids)} trials sent to the workers", markup=False)
     try:
         with RoundProgress(store, study_id, enabled=fmt == "table") as progress:
@@ -145,7 +163,7 @@ def _run_remote(store: Store, spec: StudySpec, text: str, broker: str, fmt: str)
         err.print(f"stopped following; study {study_id} goes on on the workers", markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     print_summary(store, study_id, fmt)
-    if state != "complete":
+    if state != StudyState.COMPLETE:
         raise typer.Exit(1)
 
 
@@ -155,7 +173,7 @@ def resume(
     workers: WorkersOption = None,
     db: DbOption = None,
     fmt: FormatOption = "table",
-    stale_after: StaleOption = 60.0,
+    stale_after: StaleOption = None,
     start_method: StartOption = "fork",
 ) -> None:
     """Finish an interrupted study with a local pool, without re-running any finished trial.
@@ -163,31 +181,32 @@ def resume(
     Example:
         caviar resume digits-c2f-3fa9b1 --workers 2
     """
-    from service.local import single_thread_env
+    from service.settings import single_thread_env
 
     single_thread_env()
     from service.output import check_format
-    from service.store import open_store, repo
+    from service.store import open_store, reads, studies
 
     check_format(fmt, _FORMATS)
     n = _check_workers(workers)
     _check_start(start_method)
+    settings = _settings(stale_after)
     store = open_store(db)
     try:
-        row = repo.require_study(store, study)
-        if row.state == "cancelled":
+        row = studies.require_study(store, study)
+        if row.state == StudyState.CANCELLED:
             raise BadInput("study", study, "expected a study that was not cancelled")
-        if row.state == "complete":
+        if row.state == StudyState.COMPLETE:
             from service.summary import print_summary
 
             err.print(f"study {study} is already complete", markup=False)
             print_summary(store, study, fmt)
             return
-        queued = repo.queued_trial_ids(store, study)
+        queued = reads.queued_trial_ids(store, study)
         err.print(
             f"study {study}: resuming with {len(queued)} queued trials, {n} worker processes", markup=False
         )
-        _drive(store, study, queued, n, fmt, stale_after, start_method)
+        _drive(store, study, queued, n, fmt, settings, start_method)
     finally:
         store.dispose()
 
@@ -204,15 +223,15 @@ def cancel(
     Example:
         caviar cancel digits-c2f-3fa9b1
     """
-    from service.store import open_store, repo
+    from service.store import open_store, studies
 
     store = open_store(db)
     try:
-        row = repo.require_study(store, study)
-        if row.state in ("complete", "failed", "cancelled"):
+        row = studies.require_study(store, study)
+        if row.state in FINAL_STUDY:
             err.print(f"study {study} is already {row.state}", markup=False)
             return
-        n = repo.cancel_study(store, study)
+        n = studies.cancel_study(store, study)
         err.print(f"study {study} cancelled ({n} queued trials cancelled)", markup=False)
     finally:
         store.dispose()

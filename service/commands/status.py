@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from service.cli import app
 from service.commands._options import DbOption, ReadFormatOption
 from service.output import check_format, dumps, format_value, render, stdout_console
+from service.store.states import FINISHED
+
+if TYPE_CHECKING:
+    from service.store import Store
 
 
 @app.command()
@@ -30,7 +34,7 @@ def status(
     Example:
         caviar status digits-c2f-3fa9b1 --format json
     """
-    from service.store import open_store, repo
+    from service.store import open_store, studies
     from service.summary import format_region, study_kinds
     from service.views import study_record
 
@@ -38,7 +42,7 @@ def status(
     store = open_store(db)
     try:
         if study is None:
-            records = [study_record(store, s) for s in repo.list_studies(store)]
+            records = [study_record(store, s) for s in studies.list_studies(store)]
             if fmt == "json":
                 sys.stdout.write(dumps(records) + "\n")
                 return
@@ -46,7 +50,7 @@ def status(
                 {
                     "id": r["id"], "name": r["name"], "state": r["state"], "strategy": r["strategy"],
                     "objective": r["objective"], "rounds": len(r["rounds"]), "trials": r["trials"],
-                    "done": sum(n for s, n in r["counts"].items() if s not in ("queued", "running")),
+                    "done": sum(n for s, n in r["counts"].items() if s in FINISHED),
                     "best": (r["best"] or {}).get(r["objective"]),
                     "created": r["created_at"],
                 }
@@ -54,16 +58,17 @@ def status(
             ]
             render(rows, None, fmt, title=f"Studies in {store.safe_url}")
             if broker and fmt == "table":
-                from service.remote import queue_status
+                from service.broker import broker as installed_broker
 
-                stdout_console().print(f"queue: {dumps(queue_status(store, broker=broker).to_dict())}")
+                queue = installed_broker().queue_status(store, url=broker)
+                stdout_console().print(f"queue: {dumps(queue)}")
             return
-        record = study_record(store, repo.require_study(store, study))
+        record = study_record(store, studies.require_study(store, study))
         extras = _distributed(store, study)
         if broker:
-            from service.remote import queue_status
+            from service.broker import broker as installed_broker
 
-            record["queue"] = queue_status(store, broker=broker, study_id=study).to_dict()
+            record["queue"] = installed_broker().queue_status(store, url=broker, study_id=study)
         if extras is not None:
             record["workers"] = extras
         if fmt == "json":
@@ -95,7 +100,7 @@ def status(
             )
         rows = [
             {"round": r["index"], "trials": r["trials"],
-             "done": sum(n for s, n in r["counts"].items() if s not in ("queued", "running")),
+             "done": sum(n for s, n in r["counts"].items() if s in FINISHED),
              "region": format_region(r["region"], study_kinds(store, study))}
             for r in record["rounds"]
         ]
@@ -108,12 +113,14 @@ def status(
         store.dispose()
 
 
-def _distributed(store, study_id: str):  # type: ignore[no-untyped-def]
-    """Running trials per worker and stale trials, when any trial is running."""
-    from service.store import repo
+def _distributed(store: Store, study_id: str) -> dict[str, Any] | None:
+    """Running trials per worker and stale trials (by ``CAVIAR_STALE_AFTER``), when any trial is running."""
+    from service.settings import Settings
+    from service.store import fleet, lease
 
-    running = repo.running_by_worker(store, study_id)
+    running = fleet.running_by_worker(store, study_id)
     if not running:
         return None
-    stale = [r["id"] for r in repo.stale_running(store, 60.0, study_id=study_id)]
+    stale_after = Settings.from_env().stale_after
+    stale = [r["id"] for r in lease.stale_running(store, stale_after, study_id=study_id)]
     return {"running_by_worker": {w: len(ids) for w, ids in running.items()}, "stale": stale}

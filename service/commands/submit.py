@@ -25,14 +25,15 @@ def submit(
     Example:
         caviar submit examples/digits.toml --broker redis://:pw@queue:6379/0 --db postgresql://u:pw@db/caviar
     """
-    from service.remote import submit_remote
+    from service.broker import broker as installed_broker
     from service.store import open_store
     from service.study_file import load_study_file
 
     spec = load_study_file(file)  # bad input exits 2 before anything is written
     store = open_store(db)
     try:
-        study_id, _ = submit_remote(store, spec, text=file.read_text(encoding="utf-8"), broker=broker)
+        text = file.read_text(encoding="utf-8")
+        study_id, _ = installed_broker().submit(store, spec, text=text, url=broker)
     finally:
         store.dispose()
     typer.echo(study_id)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from core.errors import BadInput
+from core.search.objective import Objective
 from service.cli import app
 from service.commands._options import DbOption, ReadFormatOption, StudyArgument
 from service.output import check_format, dumps, render
@@ -17,7 +18,7 @@ def _columns(records: list[dict], objective: str) -> list[str]:  # type: ignore[
     names: dict[str, None] = {}
     for r in records:
         names.update(dict.fromkeys(r["params"]))
-    other = "val_accuracy" if objective == "val_loss" else "val_loss"
+    other = Objective(objective).other
     return ["id", "round", "status", objective, other, *names, "attempts", "epochs_run", "seconds"]
 
 
@@ -49,25 +50,24 @@ def trials(
     Example:
         caviar trials digits-c2f-3fa9b1 --top 10
     """
-    from service.store import open_store, repo
-    from service.store.models import TRIAL_STATUSES
+    from service.store import TrialStatus, open_store, reads, studies
     from service.views import flat_trial, trial_record
 
     check_format(fmt)
-    if status is not None and status not in TRIAL_STATUSES:
-        raise BadInput("--status", status, "expected one of " + ", ".join(TRIAL_STATUSES))
+    if status is not None and status not in set(TrialStatus):
+        raise BadInput("--status", status, "expected one of " + ", ".join(TrialStatus))
     if top is not None and top < 1:
         raise BadInput("--top", top, "expected a positive number")
-    if sort is not None and sort not in repo.SORT_KEYS:
-        raise BadInput("--sort", sort, "expected one of " + ", ".join(repo.SORT_KEYS))
+    if sort is not None and sort not in reads.SORT_KEYS:
+        raise BadInput("--sort", sort, "expected one of " + ", ".join(reads.SORT_KEYS))
     store = open_store(db)
     try:
-        row = repo.require_study(store, study)
+        row = studies.require_study(store, study)
         if top is not None and sort is None:
             sort = "objective"
         records = [
             trial_record(r)
-            for r in repo.trial_rows(
+            for r in reads.trial_rows(
                 store, study, objective=row.objective, round_index=round_index, status=status, sort=sort,
                 limit=top,
             )
@@ -97,14 +97,14 @@ def best(
         caviar best digits-c2f-3fa9b1 --format json
     """
     from service.cli import fail
-    from service.store import open_store, repo
+    from service.store import open_store, reads, studies
     from service.views import flat_trial, trial_record
 
     check_format(fmt)
     store = open_store(db)
     try:
-        row = repo.require_study(store, study)
-        found = repo.best_trial_row(store, study, row.objective)
+        row = studies.require_study(store, study)
+        found = reads.best_trial_row(store, study, row.objective)
         if found is None:
             raise fail(f"study {study} has no complete trial yet")
         record = trial_record(found)

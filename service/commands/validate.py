@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,17 +20,20 @@ _FORMATS = ("table", "json")
 
 
 def summary(spec: StudySpec) -> dict[str, Any]:
-    """JSON-safe summary of a validated study: what `caviar validate --format json` prints."""
+    """JSON-safe summary of a validated study: what `caviar validate --format json` prints.
+
+    ``options`` are read back from the strategy object the study runs with, defaults filled in.
+    """
     return {
         "valid": True,
         "name": spec.name,
         "dataset": spec.dataset,
         "data": spec.data,
         "target": spec.target,
-        "objective": spec.objective,
-        "direction": "maximize" if spec.maximize else "minimize",
+        "objective": spec.objective.value,
+        "direction": spec.objective.direction,
         "strategy": spec.strategy,
-        "options": spec.options,
+        "options": dataclasses.asdict(spec.strategy_obj.options),
         "budget": spec.budget,
         "seed": spec.seed,
         "val_fraction": spec.val_fraction,
@@ -60,7 +64,7 @@ def validate(
         return
     out = Console(highlight=False, soft_wrap=True)
     where = spec.dataset or f"{spec.data}" + (f" (target {spec.target})" if spec.target else "")
-    knobs = ", ".join(f"{k}={v}" for k, v in spec.options.items() if v is not None)
+    knobs = ", ".join(f"{k}={v}" for k, v in info["options"].items() if v is not None)
     out.print(f"study {spec.name}: valid", markup=False)
     out.print(f"  data       {where}, val_fraction {spec.val_fraction:g}", markup=False)
     out.print(f"  objective  {spec.objective} ({info['direction']})", markup=False)

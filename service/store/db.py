@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from core.errors import BadInput
-from service.errors import describe, mask_url
+from service.errors import CaviarError, describe, mask_url
 
 __all__ = [
     "DEFAULT_URL",
@@ -43,7 +43,7 @@ HEAD_REVISION = "0002"
 SQLITE_BUSY_MS = 30_000
 
 
-class StoreError(RuntimeError):
+class StoreError(CaviarError):
     """The database cannot be used (unreachable, unwritable, wrong schema). The message is one line."""
 
 

@@ -26,23 +26,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = [
-    "Base",
-    "Study",
-    "Round",
-    "Trial",
-    "Epoch",
-    "STUDY_STATES",
-    "TRIAL_STATUSES",
-    "FINISHED",
-]
+from service.store.states import StudyState, TrialStatus
 
-#: States of a study.
-STUDY_STATES = ("queued", "running", "complete", "failed", "cancelled")
-#: Statuses of a trial.
-TRIAL_STATUSES = ("queued", "running", "complete", "diverged", "failed", "cancelled")
-#: Trial statuses that are final: such a trial is never run again.
-FINISHED = ("complete", "diverged", "failed", "cancelled")
+__all__ = ["Base", "Study", "Round", "Trial", "Epoch"]
 
 
 class Base(DeclarativeBase):
@@ -67,7 +53,8 @@ class Study(Base):
     seed: Mapped[int] = mapped_column(Integer)
     objective: Mapped[str] = mapped_column(String(32))
     strategy: Mapped[str] = mapped_column(String(32))
-    state: Mapped[str] = mapped_column(String(16), default="queued")
+    #: A :class:`~service.store.states.StudyState` value.
+    state: Mapped[str] = mapped_column(String(16), default=StudyState.QUEUED)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
@@ -107,7 +94,8 @@ class Trial(Base):
     #: The searched hyperparameters of this trial (``[fixed]`` keys are in the study's spec).
     params: Mapped[dict[str, Any]]
     seed: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    #: A :class:`~service.store.states.TrialStatus` value.
+    status: Mapped[str] = mapped_column(String(16), default=TrialStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

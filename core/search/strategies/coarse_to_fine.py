@@ -18,24 +18,34 @@ With ``narrow = "important"``, only the dimensions whose measured importance
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from core.search.importance import MIN_TRIALS, importance
 from core.search.proposal import propose, round_seed
 from core.search.space import SearchSpace
-from core.search.strategies.base import Plan, Strategy, score
+from core.search.strategies.base import Proposal, Rounds, Stop, Strategy, score
 
-__all__ = ["CoarseToFine", "C2FOptions", "plan_coarse_to_fine", "NARROW"]
+__all__ = ["CoarseToFine", "CoarseToFineOptions", "C2FOptions", "NARROW"]
 
 #: How coarse-to-fine chooses the dimensions to narrow.
 NARROW = ("all", "important")
 
 
 @dataclass(frozen=True)
-class C2FOptions:
-    """The ``[strategy]`` knobs of coarse-to-fine."""
+class CoarseToFineOptions:
+    """The ``[strategy]`` knobs of coarse-to-fine.
+
+    Attributes:
+        rounds: the most rounds.
+        trials_per_round: configurations per round.
+        keep_top: how many of the best finished trials so far define the next region.
+        margin: fraction of the top trials' span added on each side, in unit space.
+        patience: stop after this many rounds in a row without improvement (None: never).
+        narrow: ``"all"`` dimensions, or only the ``"important"`` ones (see the module docstring).
+        sampler: the unit-cube sampler within a round, ``"random"`` or ``"sobol"``.
+    """
 
     rounds: int = 3
     trials_per_round: int = 16
@@ -46,7 +56,10 @@ class C2FOptions:
     sampler: str = "random"
 
 
-Rounds = Sequence[Sequence[tuple[Mapping[str, Any], float]]]
+#: The former name of :class:`CoarseToFineOptions`.
+C2FOptions = CoarseToFineOptions
+
+_D = CoarseToFineOptions  # the constructor's defaults are the dataclass's
 
 
 def _important_dims(
@@ -61,74 +74,15 @@ def _important_dims(
     return chosen or space.names
 
 
-def plan_coarse_to_fine(
-    space: SearchSpace,
-    rounds: Rounds,
-    options: C2FOptions,
-    *,
-    seed: int,
-    fixed: Mapping[str, Any] | None = None,
-) -> tuple[list[SearchSpace], list[dict[str, Any]] | None, str | None]:
-    """Replay a coarse-to-fine study and plan its next round. Pure and deterministic.
+class CoarseToFine(Strategy):
+    """Coarse-to-fine rounds; see the module docstring.
 
     Args:
         space: the whole search space (round 0's region).
-        rounds: results of rounds ``0..k-1``: ``(params, objective)``, smaller is better, NaN if diverged.
-        options: the strategy's knobs.
-        seed: the study seed.
-        fixed: the study's fixed keys (for reconciling configurations).
-
-    Returns:
-        ``(regions, trials, stop_reason)``: ``regions`` for rounds ``0..k`` (the last one is round ``k``'s,
-        when it was computed); ``trials`` for round ``k`` and ``stop_reason`` None, or ``trials`` None and
-        a reason: ``"rounds"``, ``"collapsed"``, ``"patience"`` or ``"exhausted"``.
-    """
-    k = len(rounds)
-    if k >= options.rounds:
-        return [space], None, "rounds"
-    regions = [space]
-    history: list[tuple[Mapping[str, Any], float]] = []
-    for j in range(1, k + 1):
-        history.extend((p, score(v)) for p, v in rounds[j - 1])
-        ranked = sorted((pair for pair in history if pair[1] != float("inf")), key=lambda pv: pv[1])
-        top = [p for p, _ in ranked[: options.keep_top]]
-        parent = regions[-1]
-        if not top:  # nothing finished yet: no evidence to zoom on
-            regions.append(parent)
-            continue
-        only = (
-            _important_dims(space, history, round_seed(seed, j, 1)) if options.narrow == "important" else None
-        )
-        regions.append(parent.narrow(top, options.margin, only))
-    if k and regions[-1].collapsed:
-        return regions, None, "collapsed"
-    if options.patience is not None and k > options.patience:
-        stale = 0
-        best = min((score(v) for _, v in rounds[0]), default=float("inf"))
-        for j in range(1, k):
-            round_best = min((score(v) for _, v in rounds[j]), default=float("inf"))
-            if round_best < best:
-                best, stale = round_best, 0
-            else:
-                stale += 1
-        if stale >= options.patience:
-            return regions, None, "patience"
-    seen = [p for r in rounds for p, _ in r]
-    trials = propose(
-        regions[-1],
-        options.trials_per_round,
-        seed=round_seed(seed, k),
-        sampler=options.sampler,
-        fixed=fixed,
-        seen=seen,
-    )
-    if not trials:
-        return regions, None, "exhausted"
-    return regions, trials, None
-
-
-class CoarseToFine(Strategy):
-    """Coarse-to-fine rounds as an object; see the module docstring.
+        rounds, trials_per_round, keep_top, margin, patience, narrow, sampler: the knobs
+            (:class:`CoarseToFineOptions`).
+        seed: the study seed; round ``k``'s seed derives from it and ``k``.
+        fixed: the study's fixed keys, for reconciling configurations.
 
     Example:
         >>> from core.search import SearchSpace, CoarseToFine
@@ -138,33 +92,79 @@ class CoarseToFine(Strategy):
         >>> second = c2f.next_round([(p, abs(p["learning_rate"] - 0.01)) for p in first])
         >>> len(c2f.regions), c2f.next_round([]), c2f.stop_reason
         (2, [], 'rounds')
+        >>> c2f.plan([]).trials == first  # the same pure planning, from the results alone
+        True
     """
+
+    name = "coarse-to-fine"
+    Options = CoarseToFineOptions
 
     def __init__(
         self,
         space: SearchSpace,
         *,
-        rounds: int = 3,
-        trials_per_round: int = 16,
-        keep_top: int = 4,
-        margin: float = 0.25,
+        rounds: int = _D.rounds,
+        trials_per_round: int = _D.trials_per_round,
+        keep_top: int = _D.keep_top,
+        margin: float = _D.margin,
         seed: int = 0,
-        patience: int | None = None,
-        narrow: str = "all",
-        sampler: str = "random",
+        patience: int | None = _D.patience,
+        narrow: str = _D.narrow,
+        sampler: str = _D.sampler,
         fixed: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(space, seed=seed, fixed=fixed)
-        self.options = C2FOptions(rounds, trials_per_round, keep_top, margin, patience, narrow, sampler)
+        self.options = CoarseToFineOptions(
+            rounds, trials_per_round, keep_top, margin, patience, narrow, sampler
+        )
 
     @property
     def budget(self) -> int:
         return self.options.rounds * self.options.trials_per_round
 
-    def _plan(self, rounds: list[list[tuple[dict[str, Any], float]]]) -> Plan:
-        regions, trials, reason = plan_coarse_to_fine(
-            self.space, rounds, self.options, seed=self.seed, fixed=self.fixed
+    def plan(self, rounds: Rounds) -> Proposal | Stop:
+        """Replay the study's regions from ``rounds`` and plan round ``len(rounds)``.
+
+        Stops with ``"rounds"``, ``"collapsed"``, ``"patience"`` or ``"exhausted"``.
+        """
+        o = self.options
+        k = len(rounds)
+        if k >= o.rounds:
+            return Stop("rounds")
+        region = self.space
+        history: list[tuple[Mapping[str, Any], float]] = []
+        for j in range(1, k + 1):
+            history.extend((p, score(v)) for p, v in rounds[j - 1])
+            ranked = sorted((pair for pair in history if pair[1] != float("inf")), key=lambda pv: pv[1])
+            top = [p for p, _ in ranked[: o.keep_top]]
+            if not top:  # nothing finished yet: no evidence to zoom on
+                continue
+            only = (
+                _important_dims(self.space, history, round_seed(self.seed, j, 1))
+                if o.narrow == "important"
+                else None
+            )
+            region = region.narrow(top, o.margin, only)
+        if k and region.collapsed:
+            return Stop("collapsed")
+        if o.patience is not None and k > o.patience:
+            stale = 0
+            best = min((score(v) for _, v in rounds[0]), default=float("inf"))
+            for j in range(1, k):
+                round_best = min((score(v) for _, v in rounds[j]), default=float("inf"))
+                if round_best < best:
+                    best, stale = round_best, 0
+                else:
+                    stale += 1
+            if stale >= o.patience:
+                return Stop("patience")
+        seen = [p for r in rounds for p, _ in r]
+        trials = propose(
+            region,
+            o.trials_per_round,
+            seed=round_seed(self.seed, k),
+            sampler=o.sampler,
+            fixed=self.fixed,
+            seen=seen,
         )
-        if reason is not None:
-            return None, None, reason
-        return regions[-1], trials, None
+        return Proposal(region, trials) if trials else Stop("exhausted")

@@ -5,14 +5,26 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from core.search.distributions import Choice, Int
 from core.search.proposal import finalize
 from core.search.space import SearchSpace
-from core.search.strategies.base import Plan, Strategy
+from core.search.strategies.base import Proposal, Rounds, Stop, Strategy
 
-__all__ = ["Grid", "grid_points"]
+__all__ = ["Grid", "GridOptions", "grid_points", "grid_size"]
+
+
+@dataclass(frozen=True)
+class GridOptions:
+    """The ``[strategy]`` knobs of grid.
+
+    Attributes:
+        points_per_dim: points per numeric dimension, or name -> points for every numeric dimension.
+    """
+
+    points_per_dim: int | Mapping[str, int] = 3
 
 
 def _axis(d: Any, points: int) -> list[Any]:
@@ -54,25 +66,35 @@ class Grid(Strategy):
     Args:
         space: the search space.
         points_per_dim: points per numeric dimension (or name -> points); choices are enumerated.
+        seed: unused (the grid is the grid), accepted like every strategy's.
         fixed: fixed keys, for reconciling configurations.
     """
+
+    name = "grid"
+    Options = GridOptions
 
     def __init__(
         self,
         space: SearchSpace,
-        points_per_dim: int | Mapping[str, int] = 3,
+        points_per_dim: int | Mapping[str, int] = GridOptions.points_per_dim,
         *,
         seed: int = 0,
         fixed: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(space, seed=seed, fixed=fixed)
-        self.points_per_dim = points_per_dim
+        self.options = GridOptions(points_per_dim)
+
+    @property
+    def points_per_dim(self) -> int | Mapping[str, int]:
+        """Points per numeric dimension, or name -> points."""
+        return self.options.points_per_dim
 
     @property
     def budget(self) -> int:
         return grid_size(self.space, self.points_per_dim)
 
-    def _plan(self, rounds: list[list[tuple[dict[str, Any], float]]]) -> Plan:
+    def plan(self, rounds: Rounds) -> Proposal | Stop:
         if rounds:
-            return None, None, "complete"
-        return self.space, grid_points(self.space, self.points_per_dim, self.fixed), None
+            return Stop("complete")
+        trials = grid_points(self.space, self.points_per_dim, self.fixed)
+        return Proposal(self.space, trials) if trials else Stop("exhausted")

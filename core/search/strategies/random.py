@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from core.search.proposal import propose, round_seed
 from core.search.space import SearchSpace
-from core.search.strategies.base import Plan, Strategy
+from core.search.strategies.base import Proposal, Rounds, Stop, Strategy
 
-__all__ = ["Random"]
+__all__ = ["Random", "RandomOptions"]
+
+
+@dataclass(frozen=True)
+class RandomOptions:
+    """The ``[strategy]`` knobs of random.
+
+    Attributes:
+        trials: how many configurations.
+    """
+
+    trials: int = 32
 
 
 class Random(Strategy):
@@ -22,22 +34,35 @@ class Random(Strategy):
         fixed: fixed keys, for reconciling configurations.
     """
 
+    name = "random"
+    Options: type[RandomOptions] = RandomOptions
+    #: The unit-cube sampler (see :func:`core.search.proposal.propose`).
     sampler = "random"
 
     def __init__(
-        self, space: SearchSpace, trials: int = 32, *, seed: int = 0, fixed: Mapping[str, Any] | None = None
+        self,
+        space: SearchSpace,
+        trials: int = RandomOptions.trials,
+        *,
+        seed: int = 0,
+        fixed: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(space, seed=seed, fixed=fixed)
-        self.trials = int(trials)
+        self.options = self.Options(int(trials))
+
+    @property
+    def trials(self) -> int:
+        """How many configurations."""
+        return self.options.trials
 
     @property
     def budget(self) -> int:
         return self.trials
 
-    def _plan(self, rounds: list[list[tuple[dict[str, Any], float]]]) -> Plan:
+    def plan(self, rounds: Rounds) -> Proposal | Stop:
         if rounds:
-            return None, None, "complete"
+            return Stop("complete")
         trials = propose(
             self.space, self.trials, seed=round_seed(self.seed, 0), sampler=self.sampler, fixed=self.fixed
         )
-        return self.space, trials, None
+        return Proposal(self.space, trials) if trials else Stop("exhausted")

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from core.search.strategies.random import Random
+from dataclasses import dataclass
 
-__all__ = ["Sobol"]
+from core.search.strategies.random import Random, RandomOptions
+
+__all__ = ["Sobol", "SobolOptions"]
+
+
+@dataclass(frozen=True)
+class SobolOptions(RandomOptions):
+    """The ``[strategy]`` knobs of sobol: the same as random's."""
 
 
 class Sobol(Random):
@@ -14,4 +21,6 @@ class Sobol(Random):
     the sequence's balance properties exactly; other budgets take a prefix, still low-discrepancy.
     """
 
+    name = "sobol"
+    Options = SobolOptions
     sampler = "sobol"

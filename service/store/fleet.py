@@ -1,0 +1,50 @@
+"""The fleet's view of the store: who runs what, and what recovery must look at.
+
+``caviar status`` shows running trials per worker; the broker's recovery pass compares the queued
+trials of live studies with the messages the broker holds (:mod:`workers.reaper`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import func, select
+
+from service.store.clock import db_ago
+from service.store.models import Study, Trial
+from service.store.states import LIVE_STUDY, LIVE_TRIAL, TrialStatus
+from service.store.store import Store
+
+__all__ = ["running_by_worker", "live_unfinished_count", "queued_before"]
+
+
+def running_by_worker(store: Store, study_id: str | None = None) -> dict[str, list[str]]:
+    """Running trial ids per worker name."""
+    stmt = (
+        select(Trial.worker, Trial.id)
+        .where(Trial.status == TrialStatus.RUNNING)
+        .order_by(Trial.worker, Trial.id)
+    )
+    if study_id is not None:
+        stmt = stmt.where(Trial.study_id == study_id)
+    out: dict[str, list[str]] = defaultdict(list)
+    for worker, tid in store.run(lambda s: s.execute(stmt).all()):
+        out[worker or "?"].append(tid)
+    return dict(out)
+
+
+def live_unfinished_count(store: Store) -> int:
+    """Queued and running trials of studies that are still queued or running."""
+    stmt = (
+        select(func.count())
+        .select_from(Trial)
+        .join(Study, Study.id == Trial.study_id)
+        .where(Trial.status.in_(LIVE_TRIAL), Study.state.in_(LIVE_STUDY))
+    )
+    return int(store.run(lambda s: s.execute(stmt).scalar_one()))
+
+
+def queued_before(store: Store, seconds: float) -> set[str]:
+    """Ids of queued trials created more than ``seconds`` ago by the database's clock."""
+    stmt = select(Trial.id).where(Trial.status == TrialStatus.QUEUED, Trial.created_at < db_ago(seconds))
+    return set(store.run(lambda s: s.execute(stmt).scalars().all()))

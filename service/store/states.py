@@ -1,0 +1,67 @@
+"""The store's vocabulary: a trial's status and a study's state, as string-valued enums.
+
+The values are what the database stores and what ``--format json`` prints; a :class:`~enum.StrEnum`
+member *is* its string, so rows and JSON stay exactly as they were written before these types existed.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["TrialStatus", "StudyState", "FINISHED", "LIVE_TRIAL", "LIVE_STUDY", "FINAL_STUDY"]
+
+
+class TrialStatus(StrEnum):
+    """Where one trial is in its life cycle."""
+
+    #: Waiting for a process to claim it.
+    QUEUED = "queued"
+    #: Claimed by a process holding its lease (status ``running`` and the attempt number).
+    RUNNING = "running"
+    #: Trained to the end; its metrics are stored.
+    COMPLETE = "complete"
+    #: Its loss became NaN or infinite; the history up to there is stored.
+    DIVERGED = "diverged"
+    #: Raised, or gave up at the attempt cap; ``error`` says why.
+    FAILED = "failed"
+    #: Stopped because its study was cancelled.
+    CANCELLED = "cancelled"
+
+    @property
+    def is_finished(self) -> bool:
+        """True for a final status."""
+        return self in FINISHED
+
+
+class StudyState(StrEnum):
+    """Where one study is in its life cycle."""
+
+    #: Submitted; no trial claimed yet.
+    QUEUED = "queued"
+    #: At least one trial was claimed.
+    RUNNING = "running"
+    #: Its strategy proposed no further round.
+    COMPLETE = "complete"
+    #: Stopped by an error of the study itself.
+    FAILED = "failed"
+    #: Cancelled by a person (``caviar cancel``).
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        """True for a state the study never leaves."""
+        return self in FINAL_STUDY
+
+
+# Named sets as tuples: SQLAlchemy's ``in_()`` takes them as they are, in a fixed order (stable SQL text).
+
+#: Final statuses: such a trial is never run again.
+FINISHED: tuple[TrialStatus, ...] = (
+    TrialStatus.COMPLETE, TrialStatus.DIVERGED, TrialStatus.FAILED, TrialStatus.CANCELLED,
+)
+#: Statuses of a trial that still has to run, or is running.
+LIVE_TRIAL: tuple[TrialStatus, ...] = (TrialStatus.QUEUED, TrialStatus.RUNNING)
+#: States of a study that still advances.
+LIVE_STUDY: tuple[StudyState, ...] = (StudyState.QUEUED, StudyState.RUNNING)
+#: States a study never leaves.
+FINAL_STUDY: tuple[StudyState, ...] = (StudyState.COMPLETE, StudyState.FAILED, StudyState.CANCELLED)
