@@ -12,7 +12,7 @@ from test_nn_layers import numeric_grad, rel_error
 
 from core import hparams
 from core.nn import Model, kernels, learning_rate, optimizer_step
-from core.nn.model import NORM_EPS, code_coef, code_ints
+from core.nn.model import NORM_EPS, code_coef
 from core.nn.optim import OPTIMIZERS
 
 
@@ -22,23 +22,14 @@ class Net:
     def __init__(self, features: int, classes: int, batch: int, **overrides):
         self.config = hparams.resolve({"dtype": "float64", "hidden_units": 6, "groups": 3, **overrides})
         self.model = Model.init(self.config, features, classes)
-        lay = self.model.layout
-        self.grads = np.zeros_like(self.model.params)
-        self.wbuf = np.zeros_like(self.model.params)
-        self.ints, self.coef = code_ints(lay, self.config), code_coef(self.config)
-        self.ws = kernels.workspace(lay.layers, lay.hidden, classes, batch + 1, np.float64)
+        self.ws = self.model.workspace(batch + 1, training=True)
+        self.grads, self.coef = self.ws.grads, self.ws.coef
 
     def loss_and_grad(self, X: np.ndarray, y: np.ndarray) -> float:
-        hid, vec, rows, lamw, dbuf, logits = self.ws
-        m = self.model
-        return kernels.loss_and_grad(X, y, m.params, self.grads, self.wbuf, m.layout.offs, self.ints,
-                                     self.coef, m.running, hid, vec, rows, lamw, dbuf, logits)
+        return kernels.loss_and_grad(self.ws, X, y)
 
     def population(self, X: np.ndarray, batch: int) -> None:
-        hid, vec, rows, lamw, _, logits = self.ws
-        m = self.model
-        kernels.population_statistics(X, batch, m.params, self.wbuf, m.layout.offs, self.ints, self.coef,
-                                      m.running, hid, vec, rows, lamw, logits)
+        kernels.population_statistics(self.ws, X, batch=batch)
 
 
 def batch(rng: np.random.Generator, n: int = 7, features: int = 5, classes: int = 3):

@@ -17,7 +17,6 @@ from core import hparams
 from core.data import load_dataset
 from core.errors import BadInput
 from core.nn import Model, kernels, predict_proba, train
-from core.nn.model import code_coef, code_ints
 
 
 @pytest.fixture(scope="module")
@@ -101,13 +100,9 @@ def test_a_batch_of_one_never_reaches_batch_statistics(norm, n, steps):
     X = np.ascontiguousarray(data.X_train[:n])
     y = np.ascontiguousarray(data.y_train[:n], dtype=np.int64)
     model = Model.init(config, X.shape[1], 3)
-    p = model.params
-    ws = kernels.workspace(model.layout.layers, model.layout.hidden, 3, 17, np.float32)
-    loss, step = kernels.train_epoch(
-        X, y, 1, 16, p, np.zeros_like(p), np.zeros_like(p), np.zeros_like(p), np.zeros_like(p), 0,
-        model.layout.offs, code_ints(model.layout, config), code_coef(config), model.running, *ws,
-        np.zeros((17, X.shape[1]), np.float32), np.zeros(17, np.int64))
-    assert step == steps
+    ws = model.workspace(17, training=True)
+    loss = kernels.train_epoch(ws, X, y, batch=16, seed=1)
+    assert ws.step[0] == steps
     assert np.isfinite(loss)
     # a batch of one would give a zero variance and an m/(m−1) = 1/0 running-variance update
     assert np.all(np.isfinite(model.running)) and np.all(model.running[1] > 0)
@@ -159,6 +154,55 @@ def test_to_arrays_and_predict_proba(dtype, digits):
         assert acc == pytest.approx(result.val_accuracy)
         if norm == "weight":
             np.testing.assert_allclose(np.linalg.norm(arrays["W0"], axis=0), arrays["g0"], rtol=1e-4)
+
+
+
+# ---- the kernels' interface: one workspace argument, named codes and slots -------------------------
+
+
+def test_code_tables_match_their_constants():
+    from core.nn import layers, optim
+
+    for table, prefix, module, size in [
+        (kernels.NORMS, "NORM_", kernels, None), (kernels.SLOT, "SLOT_", kernels, kernels.N_SLOTS),
+        (kernels.INT, "INT_", kernels, kernels.N_INTS), (optim.OPTIMIZERS, "OPT_", optim, None),
+        (optim.COEF, "COEF_", optim, optim.N_COEF), (layers.ACTIVATIONS, "ACT_", layers, None),
+    ]:
+        consts = {k: v for k, v in vars(module).items() if k.startswith(prefix)}
+        # every code of a table is a named constant, and the codes are 0..n−1
+        assert sorted(table.values()) == sorted(consts.values()) == list(range(len(table)))
+        assert size is None or size == len(table)
+
+
+def test_one_workspace_type_serves_every_network_and_pass():
+    import numba
+
+    types = set()
+    for norm, layers, hidden in (("batch", 1, 4), ("weight", 3, 16), ("switchable", 2, 8)):
+        model = Model.init(hparams.resolve({"norm": norm, "layers": layers, "hidden_units": hidden}), 5, 3)
+        train_ws, infer_ws = model.workspace(9, training=True), model.workspace(512)
+        assert train_ws.params is model.params and train_ws.running is model.running
+        assert infer_ws.grads.shape == (0,) and train_ws.grads.shape == model.params.shape
+        types |= {numba.typeof(train_ws), numba.typeof(infer_ws)}
+    assert len(types) == 1  # so one compiled specialisation per kernel and dtype
+
+
+def test_kernels_refuse_a_workspace_that_does_not_fit():
+    config = hparams.resolve({"norm": "batch", "batch_size": 8, "hidden_units": 8})
+    data = small(60)
+    X, y = np.ascontiguousarray(data.X_train), np.ascontiguousarray(data.y_train, dtype=np.int64)
+    model = Model.init(config, X.shape[1], 3)
+    with pytest.raises(ValueError, match="training=True"):
+        kernels.train_epoch(model.workspace(9), X, y, batch=8, seed=0)
+    with pytest.raises(ValueError, match="fewer rows"):
+        kernels.train_epoch(model.workspace(8, training=True), X, y, batch=8, seed=0)
+    with pytest.raises(ValueError, match="features"):
+        kernels.evaluate(model.workspace(9), np.ascontiguousarray(X[:, :-1]), y)
+    with pytest.raises(ValueError, match="out must be"):
+        kernels.predict(model.workspace(9), X, np.zeros((len(X), 4), np.float32))
+    before = model.params.copy()
+    assert np.isfinite(kernels.train_epoch(model.workspace(9, training=True), X, y, batch=8, seed=0))
+    assert not np.array_equal(before, model.params)  # the workspace trains the model's own arrays
 
 
 _CACHE_PROBE = textwrap.dedent(

@@ -8,6 +8,9 @@ Public API:
 - :func:`learning_rate` (:mod:`core.nn.schedule`) and :func:`optimizer_step` (:mod:`core.nn.optim`);
 - the layer pairs ``*_forward`` / ``*_backward`` and :func:`softmax_cross_entropy`
   (:mod:`core.nn.layers`), each ``@njit(cache=True)`` with a shape docstring.
+
+The compiled network itself is :mod:`core.nn.kernels`: each kernel takes one
+:class:`core.nn.kernels.Workspace`, built by :meth:`Model.workspace`.
 """
 
 from __future__ import annotations

@@ -20,7 +20,12 @@ from numba import njit
 
 __all__ = [
     "JIT",
+    "ACT_RELU",
+    "ACT_TANH",
+    "ACT_SIGMOID",
     "ACTIVATIONS",
+    "MIX_BATCH",
+    "MIX_LAYER",
     "dense_forward",
     "dense_backward",
     "relu_forward",
@@ -47,8 +52,24 @@ __all__ = [
 #: contraction but keeps NaN/inf semantics, so divergence is still detected.
 JIT = {"cache": True, "error_model": "numpy", "fastmath": {"reassoc", "contract", "nsz"}}
 
-#: Activation codes used by the kernels.
-ACTIVATIONS = {"relu": 0, "tanh": 1, "sigmoid": 2}
+# Codes and slots of core.nn are module-level ints, which numba freezes into the compiled code as
+# constants. Its on-disk cache is keyed on the defining file of each kernel only, so a kernel that
+# uses another module's constant keeps the old value until its own file changes or the cache is cleared.
+
+#: Activation code of ReLU.
+ACT_RELU = 0
+#: Activation code of tanh.
+ACT_TANH = 1
+#: Activation code of the logistic sigmoid.
+ACT_SIGMOID = 2
+#: Activation codes by configuration name.
+ACTIVATIONS = {"relu": ACT_RELU, "tanh": ACT_TANH, "sigmoid": ACT_SIGMOID}
+
+#: Slot of the batch statistics in switchable norm's (batch, layer) pairs: λ, the softmax weights
+#: and their gradients.
+MIX_BATCH = 0
+#: Slot of the layer statistics in switchable norm's (batch, layer) pairs.
+MIX_LAYER = 1
 
 
 # --------------------------------------------------------------------------------------------------
@@ -117,16 +138,16 @@ def _col_sum_into(a, out):
 
 @njit(**JIT)
 def _act_forward_into(z, kind, a):
-    """a = f(z) for activation code ``kind`` (0 relu, 1 tanh, 2 sigmoid). z, a (N, D); may alias."""
+    """a = f(z) for activation code ``kind`` (:data:`ACTIVATIONS`). z, a (N, D); may alias."""
     one = z.dtype.type(1)
     zero = z.dtype.type(0)
     n, d = z.shape
-    if kind == 0:
+    if kind == ACT_RELU:
         for i in range(n):
             for j in range(d):
                 v = z[i, j]
                 a[i, j] = v if v > zero else zero
-    elif kind == 1:
+    elif kind == ACT_TANH:
         for i in range(n):
             for j in range(d):
                 a[i, j] = np.tanh(z[i, j])
@@ -142,12 +163,12 @@ def _act_inplace(a, kind):
     one = a.dtype.type(1)
     zero = a.dtype.type(0)
     n, d = a.shape
-    if kind == 0:
+    if kind == ACT_RELU:
         for i in range(n):
             for j in range(d):
                 v = a[i, j]
                 a[i, j] = v if v > zero else zero
-    elif kind == 1:
+    elif kind == ACT_TANH:
         for i in range(n):
             for j in range(d):
                 a[i, j] = np.tanh(a[i, j])
@@ -163,12 +184,12 @@ def _act_backward_inplace(da, a, kind):
     one = a.dtype.type(1)
     zero = a.dtype.type(0)
     n, d = a.shape
-    if kind == 0:
+    if kind == ACT_RELU:
         for i in range(n):
             for j in range(d):
                 if a[i, j] <= zero:
                     da[i, j] = zero
-    elif kind == 1:
+    elif kind == ACT_TANH:
         for i in range(n):
             for j in range(d):
                 v = a[i, j]
@@ -197,37 +218,37 @@ def _act_backward(dout, cache, kind):
 @njit(**JIT)
 def relu_forward(x):
     """ReLU. x (N, D) -> out (N, D); the cache is out."""
-    return _act_forward(x, 0)
+    return _act_forward(x, ACT_RELU)
 
 
 @njit(**JIT)
 def relu_backward(dout, cache):
     """Backward of :func:`relu_forward`. dout (N, D) -> dx (N, D)."""
-    return _act_backward(dout, cache, 0)
+    return _act_backward(dout, cache, ACT_RELU)
 
 
 @njit(**JIT)
 def tanh_forward(x):
     """tanh. x (N, D) -> out (N, D); the cache is out."""
-    return _act_forward(x, 1)
+    return _act_forward(x, ACT_TANH)
 
 
 @njit(**JIT)
 def tanh_backward(dout, cache):
     """Backward of :func:`tanh_forward`. dout (N, D) -> dx (N, D)."""
-    return _act_backward(dout, cache, 1)
+    return _act_backward(dout, cache, ACT_TANH)
 
 
 @njit(**JIT)
 def sigmoid_forward(x):
     """Logistic sigmoid. x (N, D) -> out (N, D); the cache is out."""
-    return _act_forward(x, 2)
+    return _act_forward(x, ACT_SIGMOID)
 
 
 @njit(**JIT)
 def sigmoid_backward(dout, cache):
     """Backward of :func:`sigmoid_forward`. dout (N, D) -> dx (N, D)."""
-    return _act_backward(dout, cache, 2)
+    return _act_backward(dout, cache, ACT_SIGMOID)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -457,7 +478,7 @@ def layer_norm_backward(dout, cache):
 
 
 # --------------------------------------------------------------------------------------------------
-# switchable norm (chapter 7.8.5) for a fully-connected layer: batch and layer statistics
+# switchable norm (Luo et al., 2019) for a fully-connected layer: batch and layer statistics
 
 
 @njit(**JIT)
@@ -492,18 +513,19 @@ def _row_stats_into(z, mu, var):
 def _sn_apply_into(z, gamma, beta, wm, wv, mu_b, var_b, mu_l, var_l, eps, inv, xhat, y):
     """Mix batch (D,) and layer (N,) statistics with weights wm, wv (2,) and normalize.
 
-    mu = wm[0]·mu_b[j] + wm[1]·mu_l[i]; var = wv[0]·var_b[j] + wv[1]·var_l[i];
+    With b = :data:`MIX_BATCH` and l = :data:`MIX_LAYER`:
+    mu = wm[b]·mu_b[j] + wm[l]·mu_l[i]; var = wv[b]·var_b[j] + wv[l]·var_l[i];
     inv (N, D) = 1/√(var+eps); xhat = (z−mu)·inv; y = gamma·xhat + beta.
     """
     n, d = z.shape
     one = z.dtype.type(1)
     e = z.dtype.type(eps)
     for i in range(n):
-        ml = wm[1] * mu_l[i]
-        vl = wv[1] * var_l[i] + e
+        ml = wm[MIX_LAYER] * mu_l[i]
+        vl = wv[MIX_LAYER] * var_l[i] + e
         for j in range(d):
-            iv = one / np.sqrt(wv[0] * var_b[j] + vl)
-            h = (z[i, j] - (wm[0] * mu_b[j] + ml)) * iv
+            iv = one / np.sqrt(wv[MIX_BATCH] * var_b[j] + vl)
+            h = (z[i, j] - (wm[MIX_BATCH] * mu_b[j] + ml)) * iv
             inv[i, j] = iv
             xhat[i, j] = h
             y[i, j] = gamma[j] * h + beta[j]
@@ -554,26 +576,26 @@ def _sn_backward_into(dy, z, xhat, inv, gamma, wm, wv, mu_b, var_b, mu_l, var_l,
         dwv1 += row_b[i] * var_l[i]
     # turn the column sums into the per-feature coefficients of the second pass
     t = dy.dtype.type
-    cm = t(wm[0] / n)
-    cv = t(2.0 * wv[0] / n)
+    cm = t(wm[MIX_BATCH] / n)
+    cv = t(2.0 * wv[MIX_BATCH] / n)
     for j in range(d):
         col_a[j] = cm * col_a[j]
         col_b[j] = cv * col_b[j]
     for i in range(n):
-        a_l = t(wm[1] * row_a[i] / d)
-        v_l = t(2.0 * wv[1] * row_b[i] / d)
+        a_l = t(wm[MIX_LAYER] * row_a[i] / d)
+        v_l = t(2.0 * wv[MIX_LAYER] * row_b[i] / d)
         ml = mu_l[i]
         for j in range(d):
             zij = z[i, j]
             dz[i, j] = (dy[i, j] * gamma[j] * inv[i, j] + a_l + col_a[j]
                         + col_b[j] * (zij - mu_b[j]) + v_l * (zij - ml))
     # softmax backward: dλ_k = w_k·(dw_k − Σ_k' w_k'·dw_k')
-    sm = wm[0] * dwm0 + wm[1] * dwm1
-    dlam_mean[0] = wm[0] * (dwm0 - sm)
-    dlam_mean[1] = wm[1] * (dwm1 - sm)
-    sv = wv[0] * dwv0 + wv[1] * dwv1
-    dlam_var[0] = wv[0] * (dwv0 - sv)
-    dlam_var[1] = wv[1] * (dwv1 - sv)
+    sm = wm[MIX_BATCH] * dwm0 + wm[MIX_LAYER] * dwm1
+    dlam_mean[MIX_BATCH] = wm[MIX_BATCH] * (dwm0 - sm)
+    dlam_mean[MIX_LAYER] = wm[MIX_LAYER] * (dwm1 - sm)
+    sv = wv[MIX_BATCH] * dwv0 + wv[MIX_LAYER] * dwv1
+    dlam_var[MIX_BATCH] = wv[MIX_BATCH] * (dwv0 - sv)
+    dlam_var[MIX_LAYER] = wv[MIX_LAYER] * (dwv1 - sv)
 
 
 @njit(**JIT)

@@ -36,9 +36,44 @@ import numpy as np
 from core.errors import BadInput
 from core.nn import kernels
 from core.nn.init import init_weight
-from core.nn.kernels import NORMS, SLOT
+from core.nn.kernels import (
+    INT_ACTIVATION,
+    INT_CLASSES,
+    INT_FEATURES,
+    INT_GROUPS,
+    INT_HIDDEN,
+    INT_LAYERS,
+    INT_NORM,
+    INT_OPTIMIZER,
+    N_HID,
+    N_INTS,
+    N_ROWS,
+    N_SLOTS,
+    N_VEC,
+    NORMS,
+    SLOT,
+    SLOT_B,
+    SLOT_BETA,
+    SLOT_G,
+    SLOT_GAMMA,
+    SLOT_LAMBDA_MEAN,
+    SLOT_LAMBDA_VAR,
+    SLOT_W,
+    STAT_MEAN,
+    STAT_VAR,
+    Workspace,
+)
 from core.nn.layers import ACTIVATIONS
-from core.nn.optim import COEF, OPTIMIZERS
+from core.nn.optim import (
+    COEF_BETA1,
+    COEF_BETA2,
+    COEF_BN_MOMENTUM,
+    COEF_EPSILON,
+    COEF_LEARNING_RATE,
+    COEF_NORM_EPS,
+    N_COEF,
+    OPTIMIZERS,
+)
 
 __all__ = ["NORM_EPS", "Layout", "Model", "predict_proba"]
 
@@ -58,14 +93,14 @@ class Layout:
     hidden: int
     norm: str
     groups: int
-    offs: np.ndarray  # (layers + 1, len(SLOT)) int64, −1 for absent blocks
+    offs: np.ndarray  # (layers + 1, N_SLOTS) int64 by kernels.SLOT_*, −1 for absent blocks
     size: int
 
     @classmethod
     def build(cls, n_features: int, n_classes: int, config: Mapping[str, Any]) -> Layout:
         """Lay out the blocks for ``config`` (keys layers, hidden_units, norm, groups)."""
         layers, hidden, norm = int(config["layers"]), int(config["hidden_units"]), str(config["norm"])
-        offs = np.full((layers + 1, len(SLOT)), -1, dtype=np.int64)
+        offs = np.full((layers + 1, N_SLOTS), -1, dtype=np.int64)
         pos = 0
 
         def take(n: int) -> int:
@@ -76,20 +111,20 @@ class Layout:
 
         din = n_features
         for layer in range(layers):
-            offs[layer, SLOT["W"]] = take(din * hidden)
+            offs[layer, SLOT_W] = take(din * hidden)
             if norm not in ("batch", "switchable"):
-                offs[layer, SLOT["b"]] = take(hidden)
+                offs[layer, SLOT_B] = take(hidden)
             if norm in ("batch", "layer", "group", "switchable"):
-                offs[layer, SLOT["gamma"]] = take(hidden)
-                offs[layer, SLOT["beta"]] = take(hidden)
+                offs[layer, SLOT_GAMMA] = take(hidden)
+                offs[layer, SLOT_BETA] = take(hidden)
             if norm == "weight":
-                offs[layer, SLOT["g"]] = take(hidden)
+                offs[layer, SLOT_G] = take(hidden)
             if norm == "switchable":
-                offs[layer, SLOT["lambda_mean"]] = take(2)
-                offs[layer, SLOT["lambda_var"]] = take(2)
+                offs[layer, SLOT_LAMBDA_MEAN] = take(2)
+                offs[layer, SLOT_LAMBDA_VAR] = take(2)
             din = hidden
-        offs[layers, SLOT["W"]] = take(hidden * n_classes)
-        offs[layers, SLOT["b"]] = take(n_classes)
+        offs[layers, SLOT_W] = take(hidden * n_classes)
+        offs[layers, SLOT_B] = take(n_classes)
         return cls(n_features, n_classes, layers, hidden, norm, int(config["groups"]), offs, pos)
 
     def shape(self, layer: int, slot: str) -> tuple[int, ...]:
@@ -111,24 +146,29 @@ class Layout:
 
 
 def code_ints(layout: Layout, config: Mapping[str, Any]) -> np.ndarray:
-    """The kernels' integer description of the network (see :data:`core.nn.kernels.INT`)."""
-    return np.array(
-        [layout.layers, layout.hidden, layout.n_classes, layout.n_features, NORMS[layout.norm],
-         ACTIVATIONS[config["activation"]], OPTIMIZERS[config["optimizer"]], layout.groups],
-        dtype=np.int64,
-    )
+    """The kernels' (N_INTS,) int64 description of the network (slots ``core.nn.kernels.INT_*``)."""
+    ints = np.zeros(N_INTS, dtype=np.int64)
+    ints[INT_LAYERS] = layout.layers
+    ints[INT_HIDDEN] = layout.hidden
+    ints[INT_CLASSES] = layout.n_classes
+    ints[INT_FEATURES] = layout.n_features
+    ints[INT_NORM] = NORMS[layout.norm]
+    ints[INT_ACTIVATION] = ACTIVATIONS[config["activation"]]
+    ints[INT_OPTIMIZER] = OPTIMIZERS[config["optimizer"]]
+    ints[INT_GROUPS] = layout.groups
+    return ints
 
 
 def code_coef(config: Mapping[str, Any], lr: float | None = None) -> np.ndarray:
-    """The kernels' float64 coefficients (see :data:`core.nn.optim.COEF`)."""
-    coef = np.zeros(len(COEF))
-    coef[COEF["norm_eps"]] = NORM_EPS
-    coef[COEF["bn_momentum"]] = config["bn_momentum"]
-    coef[COEF["learning_rate"]] = config["learning_rate"] if lr is None else lr
+    """The kernels' (N_COEF,) float64 coefficients (slots ``core.nn.optim.COEF_*``)."""
+    coef = np.zeros(N_COEF)
+    coef[COEF_NORM_EPS] = NORM_EPS
+    coef[COEF_BN_MOMENTUM] = config["bn_momentum"]
+    coef[COEF_LEARNING_RATE] = config["learning_rate"] if lr is None else lr
     # the momentum optimizer's β shares beta1's slot
-    coef[COEF["beta1"]] = config["momentum"] if config["optimizer"] == "momentum" else config["beta1"]
-    coef[COEF["beta2"]] = config["beta2"]
-    coef[COEF["epsilon"]] = config["epsilon"]
+    coef[COEF_BETA1] = config["momentum"] if config["optimizer"] == "momentum" else config["beta1"]
+    coef[COEF_BETA2] = config["beta2"]
+    coef[COEF_EPSILON] = config["epsilon"]
     return coef
 
 
@@ -140,7 +180,8 @@ class Model:
         config: the full configuration (``hparams.resolve``) it was built from.
         layout: the parameter layout.
         params: (P,) flat parameters in the config's dtype.
-        running: (2, L, H) inference mean and variance of batch/switchable norm.
+        running: (2, L, H) inference mean and variance of batch/switchable norm (first axis
+            ``kernels.STAT_MEAN``, ``kernels.STAT_VAR``).
         classes: the original label values, by class index.
     """
 
@@ -171,31 +212,57 @@ class Model:
             if g is not None:
                 g[...] = np.sqrt((layout.block(params, layer, "W").astype(np.float64) ** 2).sum(axis=0))
         running = np.zeros((2, layout.layers, layout.hidden), dtype=dtype)
-        running[1] = 1.0
+        running[STAT_VAR] = 1.0
         return cls(dict(config), layout, params, running, list(classes) if classes is not None else [])
 
     @property
     def dtype(self) -> np.dtype:
         return self.params.dtype
 
-    def kernel_args(self, bmax: int) -> tuple[Any, ...]:
-        """``(params, wbuf, offs, ints, coef, running, hid, vec, rows, lamw, logits)`` for inference."""
-        hid, vec, rows, lamw, _, logits = kernels.workspace(
-            self.layout.layers, self.layout.hidden, self.layout.n_classes, bmax, self.dtype)
-        ints = code_ints(self.layout, self.config)
-        return (self.params, np.zeros_like(self.params), self.layout.offs, ints, code_coef(self.config),
-                self.running, hid, vec, rows, lamw, logits)
+    def workspace(self, rows: int, *, training: bool = False) -> Workspace:
+        """The kernels' :class:`~core.nn.kernels.Workspace` for passes of up to ``rows`` rows.
+
+        It holds this model's own ``params`` and ``running`` (the kernels update them in place),
+        its encoded description and freshly zeroed buffers. ``training=True`` adds the gradients,
+        optimizer state and gather buffers of :func:`~core.nn.kernels.train_epoch` (give it
+        ``batch + 1`` rows) and :func:`~core.nn.kernels.loss_and_grad`; an inference workspace has
+        them zero-length but of the same types, so both kinds share one compiled kernel.
+        """
+        lay, dtype = self.layout, self.dtype
+        layers, hidden = lay.layers, lay.hidden
+        p = lay.size if training else 0
+        r = rows if training else 0
+        return Workspace(
+            params=self.params,
+            running=self.running,
+            offs=lay.offs,
+            ints=code_ints(lay, self.config),
+            coef=code_coef(self.config),
+            wbuf=np.zeros(lay.size, dtype=dtype),
+            grads=np.zeros(p, dtype=dtype),
+            m1=np.zeros(p, dtype=dtype),
+            m2=np.zeros(p, dtype=dtype),
+            step=np.zeros(1, dtype=np.int64),
+            hid=np.zeros((N_HID, layers, rows, hidden), dtype=dtype),
+            vec=np.zeros((N_VEC, layers, hidden), dtype=dtype),
+            rows=np.zeros((N_ROWS, layers, rows), dtype=dtype),
+            lamw=np.zeros((2, layers, 2), dtype=dtype),
+            dbuf=np.zeros((2, rows, hidden), dtype=dtype),
+            logits=np.zeros((rows, lay.n_classes), dtype=dtype),
+            xb=np.zeros((r, lay.n_features), dtype=dtype),
+            yb=np.zeros(r, dtype=np.int64),
+            pop_sum=np.zeros((2, layers, hidden)),
+        )
 
     def effective_weights(self) -> np.ndarray:
         """The flat buffer with each weight-normalized W replaced by g·v/‖v‖ (a copy)."""
-        args = self.kernel_args(1)
-        params, wbuf, offs, ints, _, _, _, vec = args[:8]
-        kernels._prepare_weights(params, wbuf, offs, ints, vec)
         if self.layout.norm != "weight":
-            return params.copy()
-        out = params.copy()
+            return self.params.copy()
+        ws = self.workspace(1)
+        kernels.prepare_weights(ws)
+        out = self.params.copy()
         for layer in range(self.layout.layers):
-            self.layout.block(out, layer, "W")[...] = self.layout.block(wbuf, layer, "W")
+            self.layout.block(out, layer, "W")[...] = self.layout.block(ws.wbuf, layer, "W")
         return out
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -212,8 +279,8 @@ class Model:
             if layer < lay.layers and lay.norm == "weight":
                 out[f"v{layer}"] = lay.block(self.params, layer, "W").copy()
             if layer < lay.layers and lay.norm in ("batch", "switchable"):
-                out[f"running_mean{layer}"] = self.running[0, layer].copy()
-                out[f"running_var{layer}"] = self.running[1, layer].copy()
+                out[f"running_mean{layer}"] = self.running[STAT_MEAN, layer].copy()
+                out[f"running_var{layer}"] = self.running[STAT_VAR, layer].copy()
         meta = {
             "format": "caviar-mlp-1",
             "config": self.config,
@@ -239,5 +306,5 @@ def predict_proba(model: Model, X: np.ndarray) -> np.ndarray:
     if X.ndim != 2 or X.shape[1] != model.layout.n_features:
         raise BadInput("X", X.shape, f"a 2-d array with {model.layout.n_features} columns")
     out = np.empty((X.shape[0], model.layout.n_classes), dtype=model.dtype)
-    kernels.predict(X, *model.kernel_args(min(512, max(1, X.shape[0]))), out)
+    kernels.predict(model.workspace(min(512, max(1, X.shape[0]))), X, out)
     return out

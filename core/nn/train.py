@@ -18,8 +18,8 @@ import numpy as np
 from core import hparams
 from core.errors import BadInput
 from core.nn import kernels
-from core.nn.model import Model, code_coef, code_ints
-from core.nn.optim import COEF
+from core.nn.model import Model
+from core.nn.optim import COEF_LEARNING_RATE
 from core.nn.schedule import learning_rate
 
 __all__ = ["TrainResult", "train", "warmup"]
@@ -127,37 +127,23 @@ def train(
     warmup((config["dtype"],))
 
     model = Model.init(config, X.shape[1], n_classes, list(getattr(data, "classes", []) or []))
-    lay = model.layout
-    params, running = model.params, model.running
-    grads = np.zeros_like(params)
-    wbuf = np.zeros_like(params)
-    m1 = np.zeros_like(params)
-    m2 = np.zeros_like(params)
-    offs, ints, coef = lay.offs, code_ints(lay, config), code_coef(config)
     # one extra row: a last batch of one sample is merged into the previous one
-    hid, vec, rows, lamw, dbuf, logits = kernels.workspace(
-        lay.layers, lay.hidden, n_classes, batch + 1, dtype)
-    xb = np.zeros((batch + 1, X.shape[1]), dtype=dtype)
-    yb = np.zeros(batch + 1, dtype=np.int64)
-    ev = kernels.workspace(lay.layers, lay.hidden, n_classes, _EVAL_ROWS, dtype)
-    ehid, evec, erows, elamw, _, elogits = ev
+    ws = model.workspace(batch + 1, training=True)
+    ev = model.workspace(_EVAL_ROWS)
 
     def validate() -> tuple[float, float]:
-        loss, acc = kernels.evaluate(
-            Xv, yv, params, wbuf, offs, ints, coef, running, ehid, evec, erows, elamw, elogits)
+        loss, acc = kernels.evaluate(ev, Xv, yv)
         return float(loss), float(acc)
 
-    status, step, history = "complete", 0, []
+    status, history = "complete", []
     train_loss = val_loss = val_acc = math.nan
     train_seconds = 0.0
     start = time.perf_counter()
     for epoch in range(int(config["epochs"])):
         lr = learning_rate(config, epoch)
-        coef[COEF["learning_rate"]] = lr
+        ws.coef[COEF_LEARNING_RATE] = lr
         t0 = time.perf_counter()
-        train_loss, step = kernels.train_epoch(
-            X, y, _epoch_seed(int(config["seed"]), epoch), batch, params, grads, wbuf, m1, m2, step,
-            offs, ints, coef, running, hid, vec, rows, lamw, dbuf, logits, xb, yb)
+        train_loss = kernels.train_epoch(ws, X, y, batch=batch, seed=_epoch_seed(int(config["seed"]), epoch))
         train_seconds += time.perf_counter() - t0
         train_loss = float(train_loss)
         if math.isfinite(train_loss):
@@ -174,11 +160,10 @@ def train(
         if on_epoch is not None and on_epoch(dict(entry)) is False:
             status = "cancelled"
             break
-    population = config["bn_inference"] == "population" and lay.norm in ("batch", "switchable")
+    population = config["bn_inference"] == "population" and model.layout.norm in ("batch", "switchable")
     if status != "diverged" and population:
         # the model keeps the population estimate; the final metrics describe that model
-        kernels.population_statistics(X, batch, params, wbuf, offs, ints, coef, running, hid, vec, rows, lamw,
-                                      logits)
+        kernels.population_statistics(ws, X, batch=batch)
         val_loss, val_acc = validate()
     seconds = time.perf_counter() - start
     epochs_run = len(history)
@@ -225,20 +210,13 @@ def warmup(dtypes: tuple[str, ...] | list[str] = ("float32",)) -> None:
         config = hparams.resolve(
             {"dtype": name, "layers": 1, "hidden_units": 4, "batch_size": 2, "epochs": 1})
         model = Model.init(config, 3, 2)
-        lay = model.layout
-        params, running = model.params, model.running
-        grads, wbuf, m1, m2 = (np.zeros_like(params) for _ in range(4))
-        ints, coef = code_ints(lay, config), code_coef(config)
-        hid, vec, rows, lamw, dbuf, logits = kernels.workspace(1, 4, 2, 3, dtype)
+        # the same builder as train and predict_proba: the same argument types, so the same kernels
+        ws, ev = model.workspace(3, training=True), model.workspace(4)
         X = np.zeros((4, 3), dtype=dtype)
         y = np.array([0, 1, 0, 1], dtype=np.int64)
-        xb, yb = np.zeros((3, 3), dtype=dtype), np.zeros(3, dtype=np.int64)
-        kernels.train_epoch(X, y, 0, 2, params, grads, wbuf, m1, m2, 0, lay.offs, ints, coef, running,
-                            hid, vec, rows, lamw, dbuf, logits, xb, yb)
-        kernels.evaluate(X, y, params, wbuf, lay.offs, ints, coef, running, hid, vec, rows, lamw, logits)
-        kernels.population_statistics(X, 2, params, wbuf, lay.offs, ints, coef, running, hid, vec, rows, lamw,
-                                      logits)
-        kernels.predict(X, params, wbuf, lay.offs, ints, coef, running, hid, vec, rows, lamw, logits,
-                        np.zeros((4, 2), dtype=dtype))
-        kernels._prepare_weights(params, wbuf, lay.offs, ints, vec)
+        kernels.train_epoch(ws, X, y, batch=2, seed=0)
+        kernels.evaluate(ev, X, y)
+        kernels.population_statistics(ws, X, batch=2)
+        kernels.predict(ev, X, np.zeros((4, 2), dtype=dtype))
+        kernels.prepare_weights(ev)
         _warm.add(name)
