@@ -30,7 +30,7 @@ __all__ = ["studies", "study", "trials", "trials_frame", "best", "curves"]
 
 
 def _open(db: str | None) -> Store:
-    return open_store(db)
+    return open_store(db, create=False)
 
 
 def studies(db: str | None = None) -> list[dict[str, Any]]:

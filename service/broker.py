@@ -23,6 +23,14 @@ ENTRY_POINTS = "caviar.brokers"
 class Broker(Protocol):
     """What the CLI asks of a broker. Every method takes the broker's URL (None: its default)."""
 
+    def check(self, url: str | None) -> None:
+        """Validate the broker's settings and reach it, before anything is written anywhere.
+
+        Raises:
+            BadInput: a setting is not allowed (the URL is masked in the message).
+            BrokerUnavailable: the broker cannot be reached.
+        """
+
     def submit(self, store: Store, spec: Any, *, text: str | None, url: str | None) -> tuple[str, list[str]]:
         """Record the study and its round 0 in ``store`` and send its trials; return (study id, trial
         ids). The broker is checked first, so an unreachable broker writes nothing.

@@ -28,7 +28,8 @@ app = typer.Typer(
 )
 
 #: Errors and diagnostics go to stderr so that `--format json` output stays parseable.
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# No markup and no emoji: an error quoting user text (":ok:", "[red]") prints it as written.
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: The entry-point group through which installed packages add commands.
@@ -72,11 +73,12 @@ def main() -> None:
         err.print("interrupted", markup=False)
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # click's usage errors and our runtime errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        # Usage errors (a missing argument, an unknown option) exit 2 with click's usage line. Typer may
+        # carry its own copy of click, so they are recognised by what they offer, not by class.
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code)
         from service.errors import describe
 
         err.print(f"error: {describe(exc)}", markup=False)

@@ -10,17 +10,19 @@ leaves a stale heartbeat for a reaper (or ``caviar resume``) to requeue.
 
 from __future__ import annotations
 
+import os
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from service.errors import describe
 from service.orchestrate import advance_study, study_spec
-from service.settings import DEFAULT_MAX_ATTEMPTS
+from service.settings import DATASET_CACHE_SIZE, DEFAULT_MAX_ATTEMPTS
 from service.store import Store, StoreError, StudyState, TrialStatus, lease, reads, studies
 
 __all__ = ["execute_trial", "trial_config", "trial_dataset"]
 
-_datasets: dict[tuple[Any, ...], Any] = {}
+_datasets: OrderedDict[tuple[Any, ...], Any] = OrderedDict()  # least recently used first
 _datasets_lock = threading.Lock()
 
 
@@ -31,20 +33,77 @@ def trial_config(spec: Any, params: dict[str, Any], seed: int) -> dict[str, Any]
     return resolve({**spec.fixed, **params, "seed": seed})
 
 
+def _file_version(path: str | None) -> tuple[int, int] | None:
+    """A data file's modification time and size (None for a named dataset or a missing file)."""
+    if path is None:
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None  # loading names the problem
+    return stat.st_mtime_ns, stat.st_size
+
+
+#: (study id, data file version) pairs whose file was checked against the study's fingerprint.
+_verified: set[tuple[str, tuple[int, int] | None]] = set()
+
+
+def _check_data_unchanged(store: Store, study_id: str, spec: Any) -> None:
+    """Refuse a data file that changed since the study was created (its size and SHA-256 differ).
+
+    The file is hashed once per process and file version, so a long study pays for it once.
+
+    Raises:
+        BadInput: the file's fingerprint differs from the one stored with the study.
+    """
+    if spec.data is None:
+        return
+    key = (study_id, _file_version(spec.data))
+    if key in _verified:
+        return
+    study = studies.get_study(store, study_id)
+    expected = study.data_fingerprint if study is not None else None
+    if expected is not None:
+        from core.data import fingerprint
+        from core.errors import BadInput
+        from service.settings import data_root
+
+        if fingerprint(spec.data, data_root()) != expected:
+            raise BadInput(
+                "data", spec.data,
+                "expected the file this study was created with (its size or SHA-256 changed since)",
+            )
+    _verified.add(key)
+
+
 def trial_dataset(spec: Any, dtype: str) -> Any:
-    """The study's dataset in ``dtype``, loaded once per process (trials of a study share it)."""
-    key = (spec.dataset, spec.data, spec.target, spec.seed, spec.val_fraction, dtype)
+    """The study's dataset in ``dtype``, loaded once per process while its file is unchanged.
+
+    Trials of a study share it. The :data:`~service.settings.DATASET_CACHE_SIZE` most recently used
+    datasets are kept; a data file's modification time and size are part of the key, so a changed file
+    is read again. Files are read only under ``CAVIAR_DATA_ROOT`` when it is set.
+    """
+    from service.settings import data_root
+
+    root = data_root()
+    key = (spec.dataset, spec.data, spec.target, spec.seed, spec.val_fraction, dtype,
+           _file_version(spec.data), str(root))
     with _datasets_lock:
         data = _datasets.get(key)
+        if data is not None:
+            _datasets.move_to_end(key)
     if data is None:
         from core.data import load_dataset
 
         data = load_dataset(
             spec.dataset, path=spec.data, target=spec.target, seed=spec.seed,
-            val_fraction=spec.val_fraction, dtype=dtype,
+            val_fraction=spec.val_fraction, dtype=dtype, root=root,
         )
         with _datasets_lock:
             _datasets[key] = data
+            _datasets.move_to_end(key)
+            while len(_datasets) > DATASET_CACHE_SIZE:
+                _datasets.popitem(last=False)
     return data
 
 
@@ -82,7 +141,13 @@ def execute_trial(
     try:
         spec = study_spec(store, claim.study_id)
         config = trial_config(spec, claim.params, claim.seed)
+        _check_data_unchanged(store, claim.study_id, spec)
         data = trial_dataset(spec, config["dtype"])
+        from core.search.feasibility import check_trial_memory
+        from service.settings import MAX_TRIAL_MEMORY_ENV, max_trial_memory
+
+        # refused before anything is allocated: recorded failed with the estimate and the cap
+        check_trial_memory(config, data.shape, max_trial_memory(), MAX_TRIAL_MEMORY_ENV)
         from core.nn import train
 
         epochs = int(config["epochs"])

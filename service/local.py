@@ -80,8 +80,11 @@ def _terminate_children() -> None:
 class _Pool:
     """The local pool as a :class:`service.recovery.Runner`: a process pool and the trials in flight."""
 
-    def __init__(self, store: Store, workers: int, start_method: str, settings: Settings) -> None:
+    def __init__(
+        self, store: Store, study_id: str, workers: int, start_method: str, settings: Settings
+    ) -> None:
         self.store = store
+        self.study_id = study_id
         self.workers = workers
         self.context = multiprocessing.get_context(start_method)
         self.settings = settings
@@ -100,7 +103,10 @@ class _Pool:
     def inflight(self) -> set[str]:
         return set(self.pending.values())
 
-    def dispatch(self, trial_ids: Sequence[str]) -> None:
+    def studies(self, store: Store) -> list[str]:
+        return [self.study_id]
+
+    def dispatch(self, study_id: str, trial_ids: Sequence[str]) -> None:
         inflight = self.inflight
         for tid in trial_ids:
             if tid not in inflight:
@@ -108,7 +114,7 @@ class _Pool:
                 future = self.executor.submit(_child_run, tid, self.prefix, self.settings.max_attempts)
                 self.pending[future] = tid
 
-    def undelivered(self, store: Store, study_id: str | None) -> list[str]:
+    def undelivered(self, store: Store, study_id: str) -> list[str]:
         inflight = self.inflight
         return [t for t in reads.queued_trial_ids(store, study_id) if t not in inflight]
 
@@ -122,8 +128,28 @@ class _Pool:
         )
 
     def restart(self, study_id: str) -> None:
-        """After a child died: stop, requeue (each running trial counts an attempt), start afresh."""
-        self.stop(study_id, give_back_attempt=False)
+        """After a child died: stop, requeue its trial (the attempt counts) and its neighbours' (theirs
+        do not: the pool stopped them), start afresh.
+
+        The child that died on its own is the one whose exit was not the pool's SIGTERM (a SIGKILL from
+        the kernel's OOM killer, a segfault); if the pool's processes cannot be read, every running
+        trial's attempt counts, as a trial that kills its process must reach the attempt cap.
+        """
+        # The executor's processes by pid: a private attribute, read defensively.
+        processes = dict(getattr(self.executor, "_processes", None) or {})
+        self.pending.clear()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        _terminate_children()
+        culprits = [
+            f"{self.prefix}:{pid}" for pid, proc in processes.items()
+            if proc.exitcode not in (None, 0, -signal.SIGTERM)
+        ]
+        if culprits or not processes:
+            lease.requeue_running(
+                self.store, study_id, give_back_attempt=False,
+                **({"workers": culprits} if processes else {"worker_prefix": self.prefix}),
+            )
+        lease.requeue_running(self.store, study_id, worker_prefix=self.prefix, give_back_attempt=True)
         self.executor = self._new_executor()
 
 
@@ -160,11 +186,11 @@ def run_local(
     spec = study_spec(store, study_id)
     if start_method == "fork":
         warmup_for(spec)
-    pool = _Pool(store, workers or usable_cores(), start_method, settings)
+    pool = _Pool(store, study_id, workers or usable_cores(), start_method, settings)
     try:
-        pool.dispatch(list(trial_ids))
+        pool.dispatch(study_id, list(trial_ids))
         while True:
-            if not pool.pending and not recover(store, pool, settings, study_id=study_id).dispatched:
+            if not pool.pending and not recover(store, pool, settings).dispatched:
                 if reads.counts_by_status(store, study_id)[TrialStatus.RUNNING]:
                     time.sleep(1.0)  # running elsewhere (or abandoned: recovered once stale)
                     continue
@@ -180,7 +206,7 @@ def run_local(
                     break
                 if on_finished is not None:
                     on_finished(tid)
-                pool.dispatch(new_ids)
+                pool.dispatch(study_id, new_ids)
     except BaseException:
         pool.stop(study_id, give_back_attempt=True)
         raise

@@ -13,16 +13,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import secrets
 import threading
 from pathlib import Path
 from typing import Any
 
+from core.errors import BadInput
 from service.errors import CaviarError
 from service.store import LIVE_STUDY, Store, StudyState, rounds, studies
 
-__all__ = ["submit", "advance_study", "study_spec", "trial_id", "trial_seed"]
+__all__ = ["submit", "advance_study", "study_spec", "trial_id", "study_of", "trial_seed"]
 
 _specs: dict[str, Any] = {}
 _specs_lock = threading.Lock()
@@ -31,6 +33,21 @@ _specs_lock = threading.Lock()
 def trial_id(study_id: str, round_index: int, index: int) -> str:
     """The deterministic id of trial ``index`` of round ``round_index``."""
     return f"{study_id}-r{round_index}-t{index}"
+
+
+def study_of(trial: str) -> str:
+    """The study id inside a trial id (the inverse of :func:`trial_id`).
+
+    >>> study_of("digits-c2f-3fa9b1-r2-t11")
+    'digits-c2f-3fa9b1'
+    """
+    match = _TRIAL_ID.fullmatch(trial)
+    if match is None:
+        raise BadInput("trial", trial, "expected a trial id STUDY-rROUND-tINDEX")
+    return match[1]
+
+
+_TRIAL_ID = re.compile(r"(.+)-r\d+-t\d+")
 
 
 def trial_seed(spec: Any, round_index: int, index: int) -> int:
@@ -74,7 +91,12 @@ def _round_trials(study_id: str, spec: Any, plan: Any) -> list[tuple[str, int, d
 
 
 def submit(
-    store: Store, spec: Any, *, text: str | None = None, base_dir: str | Path | None = None
+    store: Store,
+    spec: Any,
+    *,
+    text: str | None = None,
+    base_dir: str | Path | None = None,
+    queue: str | None = None,
 ) -> tuple[str, list[str]]:
     """Record a study and its round 0; return (study id, trial ids to dispatch).
 
@@ -88,26 +110,34 @@ def submit(
         spec: the parsed study (:class:`core.search.StudySpec`).
         text: the study file's text, kept for reference (workers re-parse ``spec.to_dict()``).
         base_dir: the folder a relative ``data`` path is relative to (default: the current directory).
+        queue: the broker queue the study's trials go to; None for the local pool (``caviar run``).
 
     Raises:
         BadInput: the study proposes no trial at all.
     """
-    from core.errors import BadInput
     from core.search import plan_round
 
     if spec.data is not None and not Path(spec.data).is_absolute():
         base = Path(base_dir) if base_dir is not None else Path.cwd()
-        spec = dataclasses.replace(spec, data=str((base / spec.data).resolve()))
+        # Absolute but not resolved: a symlink keeps its own name (and extension) for later re-reads.
+        spec = dataclasses.replace(spec, data=os.path.abspath(base / spec.data))
     raw = json.loads(json.dumps(spec.raw))  # as the database will give it back
     plan = plan_round(spec, [])
     if plan is None or not plan.trials:
         raise BadInput("[strategy]", spec.strategy, "expected a study that proposes at least one trial")
+    data_fingerprint = None
+    if spec.data is not None:
+        from core.data import fingerprint
+        from service.settings import data_root
+
+        data_fingerprint = fingerprint(spec.data, data_root())
     for _ in range(5):
         study_id = f"{_slug(spec.name)}-{secrets.token_hex(3)}"
         try:
             studies.create_study(
                 store, study_id=study_id, name=spec.name, spec_raw=raw, spec=spec.to_dict(), spec_text=text,
-                seed=int(spec.seed), objective=spec.objective, strategy=spec.strategy,
+                seed=int(spec.seed), objective=spec.objective, strategy=spec.strategy, queue=queue,
+                data_fingerprint=data_fingerprint,
             )
             break
         except studies.DuplicateStudy:

@@ -140,9 +140,9 @@ def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column] | None =
 
 def stdout_console() -> Console:
     """A console on stdout; when stdout is not a terminal, wide enough that tables never wrap."""
-    console = Console(highlight=False)
+    console = Console(highlight=False, emoji=False)
     if not console.is_terminal:
-        console = Console(highlight=False, width=_PIPE_WIDTH)
+        console = Console(highlight=False, emoji=False, width=_PIPE_WIDTH)
     return console
 
 

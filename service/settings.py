@@ -7,15 +7,22 @@ the rest are constants. The broker's own settings (URL, queue, time limits) exte
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from core.errors import BadInput
 
 __all__ = [
     "DEFAULT_STALE_AFTER",
     "DEFAULT_MAX_ATTEMPTS",
+    "DATA_ROOT_ENV",
+    "DATASET_CACHE_SIZE",
+    "MAX_TRIAL_MEMORY_ENV",
+    "TRIAL_MEMORY_SHARE",
     "LOCAL_RETRY_SECONDS",
     "WORKER_RETRY_SECONDS",
     "THREAD_ENV",
@@ -24,6 +31,10 @@ __all__ = [
     "env_count",
     "usable_cores",
     "single_thread_env",
+    "data_root",
+    "default_max_trial_memory",
+    "max_trial_memory",
+    "parse_bytes",
 ]
 
 #: Seconds without a heartbeat after which a running trial counts as abandoned and is run again, on the
@@ -44,6 +55,21 @@ THREAD_ENV = {
     "MKL_NUM_THREADS": "1",
     "NUMBA_NUM_THREADS": "1",
 }
+#: When set, the only directory (with its subdirectories) data files are read from, symlinks resolved:
+#: a shared worker pool reads no other path a submitted study names (``caviar validate``, ``run``,
+#: ``submit`` and ``train`` check it too).
+DATA_ROOT_ENV = "CAVIAR_DATA_ROOT"
+#: Split, standardized datasets a process keeps (one per study and dtype it has run trials of; least
+#: recently used first out), so that a long-lived worker serving many studies does not grow without bound.
+DATASET_CACHE_SIZE = 4
+#: The most memory one trial's training may need (its estimate, :func:`core.nn.memory.estimate_bytes`):
+#: bytes, or a size such as ``4GiB`` or ``500MB``. Larger ``[fixed]`` configurations (or searched spaces
+#: whose largest configuration is larger) are refused by ``validate``, ``run`` and ``submit``; a larger
+#: sampled trial is recorded failed without training.
+MAX_TRIAL_MEMORY_ENV = "CAVIAR_MAX_TRIAL_MEMORY"
+#: Share of physical memory all of a machine's trials may take by default; each of its usable cores
+#: runs one trial, so the default cap is this share divided by the number of cores.
+TRIAL_MEMORY_SHARE = 0.5
 #: Set in a re-executed process so that it never re-executes again.
 _REEXEC_MARK = "CAVIAR_REEXEC"
 
@@ -136,3 +162,64 @@ def single_thread_env() -> None:
     sys.stderr.flush()
     args = [sys.executable, "-c", "from service.cli import main; main()", *sys.argv[1:]]
     os.execve(sys.executable, args, env)
+
+
+def data_root() -> Path | None:
+    """The data root from :data:`DATA_ROOT_ENV`, or None when it is unset or empty.
+
+    Raises:
+        BadInput: it is set to something that is not an existing directory.
+    """
+    raw = os.environ.get(DATA_ROOT_ENV, "").strip()
+    if not raw:
+        return None
+    root = Path(raw)
+    if not root.is_dir():
+        raise BadInput(DATA_ROOT_ENV, raw, "expected an existing directory")
+    return root
+
+
+_UNITS = {
+    "": 1, "b": 1,
+    "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+    "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40,
+    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+}
+_SIZE = re.compile(r"^\s*(?P<number>[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(?P<unit>[a-zA-Z]*)\s*$")
+
+
+def parse_bytes(text: str, name: str = MAX_TRIAL_MEMORY_ENV) -> int:
+    """A size in bytes from text: ``"4GiB"``, ``"500MB"``, ``"1.5g"``, ``"1048576"``.
+
+    Units are case-insensitive: B, kB/MB/GB/TB (powers of 1000), KiB/MiB/GiB/TiB or K/M/G/T (of 1024).
+
+    Raises:
+        BadInput: named ``name``, when it is not a positive size.
+    """
+    match = _SIZE.match(text)
+    allowed = "expected a size > 0: bytes, or a number with a unit such as 500MB or 4GiB"
+    if match is None or match["unit"].lower() not in _UNITS:
+        raise BadInput(name, text, allowed)
+    value = float(match["number"]) * _UNITS[match["unit"].lower()]
+    if not (math.isfinite(value) and value >= 1):
+        raise BadInput(name, text, allowed)
+    return int(value)
+
+
+def default_max_trial_memory() -> int:
+    """:data:`TRIAL_MEMORY_SHARE` of this machine's physical memory, divided by its usable cores."""
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system that reports it
+        physical = 8 * 2**30
+    return max(1, int(physical * TRIAL_MEMORY_SHARE) // usable_cores())
+
+
+def max_trial_memory() -> int:
+    """The trial memory cap in bytes: :data:`MAX_TRIAL_MEMORY_ENV`, or :func:`default_max_trial_memory`.
+
+    Raises:
+        BadInput: the variable is set to something that is not a size.
+    """
+    raw = os.environ.get(MAX_TRIAL_MEMORY_ENV, "").strip()
+    return parse_bytes(raw) if raw else default_max_trial_memory()

@@ -56,8 +56,8 @@ def _bad_input_cases(tmp: Path) -> list[tuple[list[str], list[str]]]:
         (["--dataset", "iris", "--set", "learning_rate"], ["--set", "KEY=VALUE"]),  # no '='
         (["--dataset", "cifar10"], ["dataset", "cifar10", "digits"]),
         (["--data", str(tmp / "missing.csv")], ["data", "missing.csv"]),
-        (["--data", str(bad_csv)], ["bad.csv", "row 3", "'b'", "six"]),  # malformed CSV
-        (["--data", str(no_label)], ["target", "label", "cls"]),  # absent label column
+        (["--data", str(bad_csv)], ["bad.csv", "row 3", "column 2", "not a number"]),  # malformed; no content
+        (["--data", str(no_label)], ["target", "label", "3 columns"]),  # absent label column
         (["--data", str(no_label), "--target", "species"], ["target", "species"]),
         (["--dataset", "iris", "--format", "xml"], ["--format", "xml"]),
         (["--dataset", "iris", "--target", "y"], ["--target"]),

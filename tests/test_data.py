@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
 import sys
 from pathlib import Path
@@ -11,11 +13,15 @@ import pytest
 
 from core.data import (
     DATASETS,
+    DataShape,
+    describe_dataset,
+    fingerprint,
     fit_standardizer,
     load_dataset,
     load_named,
     read_csv,
     read_npz,
+    split_sizes,
     stratified_split,
 )
 from core.errors import BadInput
@@ -153,8 +159,9 @@ def test_split_is_determined_by_its_seed() -> None:
 def test_class_with_one_row_cannot_be_split() -> None:
     y = np.array([0, 0, 0, 1, 1, 1, 2])
     with pytest.raises(BadInput) as info:
-        stratified_split(y, 0.2, seed=0, classes=["a", "b", "c"])
-    assert "'c'" in str(info.value.value)
+        stratified_split(y, 0.2, seed=0, classes=["a", "b", "secret-label"])
+    # named by its code, not by its label: a label is file content
+    assert "class 2" in str(info.value.value) and "secret-label" not in str(info.value)
 
 
 # ---- standardization ---------------------------------------------------------------------------
@@ -227,10 +234,13 @@ def test_csv_semicolon_delimiter(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "target", "field_has", "value"),
     [
-        ("a,b,label\n1,2,x\n3,oops,y\n", "label", "row 2", "oops"),  # non-numeric feature
-        ("a,b,label\n1,2,x\n3,nan,y\n", "label", "column 'b'", "nan"),  # non-finite feature
-        ("a,b,label\n1,2,x\n3,4\n", "label", "row 2", "3,4"),  # short row
-        ("a,b,label\n1,2,x\n3,4,x\n", "label", "column 'label'", "x"),  # a single class
+        ("a,b,label\n1,2,x\n3,oops,y\n", "label", "row 2", "text that is not a number"),  # non-numeric
+        ("a,b,label\n1,2,x\n3,,y\n", "label", "column 2", "an empty field"),  # empty feature
+        ("a,b,label\n1,2,x\n3,nan,y\n", "label", "column 2", "NaN"),  # non-finite feature
+        ("a,label,b\n1,x,2\n3,y,inf\n", "label", "column 3", "an infinite number"),  # after the label
+        ("a,b,label\n1,2,x\n3,4\n", "label", "row 2", "2 fields"),  # short row
+        ("a,b,label\n1,2,x\n3,4, \n", "label", "column 3 ('label')", "an empty field"),  # no label
+        ("a,b,label\n1,2,x\n3,4,x\n", "label", "column 'label'", "1 distinct label"),  # a single class
         ("a,b,cls\n1,2,x\n3,4,y\n", "label", "target", "label"),  # absent label column
         ("1,2,3\n4,5,6\n", "label", "data", None),  # no header
         ("", "label", "data", None),  # empty file
@@ -253,7 +263,8 @@ def test_csv_error_names_file_row_and_column(tmp_path: Path) -> None:
     path = _write(tmp_path, "f.csv", "a,b,label\n1,2,x\n3,4,y\n5,z,x\n")
     with pytest.raises(BadInput) as info:
         read_csv(path)
-    assert str(path) in info.value.field and "row 3" in info.value.field and "'b'" in info.value.field
+    assert str(path) in info.value.field and "row 3" in info.value.field and "column 2" in info.value.field
+    assert "z" not in str(info.value).replace(str(path), "")  # the field's text is not repeated
 
 
 def test_npz_round_trip_with_string_labels(tmp_path: Path) -> None:
@@ -306,3 +317,183 @@ def test_changed_file_is_read_again(tmp_path: Path) -> None:
     second = load_dataset(path=path, val_fraction=0.5)
     assert len(first.y_train) + len(first.y_val) == 4
     assert len(second.y_train) + len(second.y_val) == 6
+
+
+# ---- sizes without loading ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+@pytest.mark.parametrize("fraction", [0.2, 0.35])
+def test_describe_named_dataset_matches_what_loading_gives(name: str, fraction: float) -> None:
+    shape = describe_dataset(name, val_fraction=fraction)
+    assert shape == load_dataset(name, val_fraction=fraction, seed=3).shape
+    assert shape.rows_train + shape.rows_val == SHAPES[name][0]
+
+
+def test_split_sizes_are_the_split_s_own_arithmetic() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        counts = rng.integers(2, 40, size=rng.integers(2, 6))
+        y = rng.permutation(np.repeat(np.arange(len(counts)), counts))
+        fraction = float(rng.uniform(0.01, 0.9))
+        train, val = stratified_split(y, fraction, seed=int(rng.integers(100)))
+        assert split_sizes(np.bincount(y), fraction) == (len(train), len(val))
+
+
+def test_describe_csv_scans_without_parsing_features(tmp_path: Path) -> None:
+    path = _iris_csv(tmp_path)
+    assert describe_dataset(path=path, target="species", val_fraction=0.3) == DataShape(105, 45, 4, 3)
+    assert describe_dataset(path=path, target="species") == load_dataset(path=path, target="species").shape
+    # a bad feature value is found when the file is loaded, not by the cheap scan
+    bad = _write(tmp_path, "bad.csv", "a,label\n1,x\n2,y\noops,x\n4,y\n")
+    assert describe_dataset(path=bad, val_fraction=0.5) == DataShape(2, 2, 1, 2)
+    with pytest.raises(BadInput):
+        load_dataset(path=bad)
+    # every structural problem is found by the scan too
+    for text in ("a,b,cls\n1,2,x\n", "a,label\n1,x\n2\n", "a,label\n1,x\n2,x\n", "a,label\n1,x\n2,y\n3,x\n"):
+        with pytest.raises(BadInput):
+            describe_dataset(path=_write(tmp_path, "s.csv", text))
+
+
+def test_describe_npz_reads_only_the_header_of_x(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "d.npz"
+    np.savez(path, X=np.zeros((50, 7), dtype=np.float32), y=np.arange(50) % 5)
+    loaded: list[str] = []
+    real_getitem = np.lib.npyio.NpzFile.__getitem__
+
+    def spy(self, key):  # type: ignore[no-untyped-def]
+        loaded.append(key)
+        return real_getitem(self, key)
+
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", spy)
+    assert describe_dataset(path=path) == DataShape(40, 10, 7, 5)
+    assert loaded == ["y"]
+
+
+@pytest.mark.parametrize(
+    "arrays",
+    [
+        {"X": np.zeros((4, 2))},
+        {"X": np.zeros(4), "y": np.arange(4)},
+        {"X": np.zeros((4, 2)), "y": np.arange(3)},
+    ],
+)
+def test_describe_npz_finds_what_read_npz_finds(tmp_path: Path, arrays: dict) -> None:
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(BadInput) as scanned:
+        describe_dataset(path=path)
+    with pytest.raises(BadInput) as loaded:
+        read_npz(path)
+    assert scanned.value.field == loaded.value.field
+
+
+def test_a_single_npy_array_named_npz_is_bad_input(tmp_path: Path) -> None:
+    path = tmp_path / "one.npz"
+    with open(path, "wb") as handle:
+        np.save(handle, np.zeros((3, 2)))
+    for read in (read_npz, lambda p: describe_dataset(path=p)):
+        with pytest.raises(BadInput) as info:
+            read(path)
+        assert info.value.field == "data" and ".npy" in info.value.allowed
+
+
+# ---- no file content in errors --------------------------------------------------------------------
+
+
+def _content_words(text: str) -> set[str]:
+    """Every line of a file, and every token of 4 or more characters between its separators."""
+    words = {line.strip() for line in text.splitlines() if line.strip()}
+    for sep in ":,;/= \t":
+        text = text.replace(sep, "\n")
+    return words | {w for w in text.splitlines() if len(w) >= 4}
+
+
+def _shown(exc: BadInput, *paths: Path) -> str:
+    message = str(exc)
+    for path in sorted({str(p) for p in paths} | {str(p.resolve()) for p in paths}, key=len, reverse=True):
+        message = message.replace(path, "<path>")
+    return message
+
+
+@pytest.mark.skipif(not Path("/etc/passwd").is_file(), reason="needs /etc/passwd")
+@pytest.mark.parametrize("suffix", [".csv", ".npz"])
+def test_a_symlink_to_a_system_file_does_not_show_its_content(tmp_path: Path, suffix: str) -> None:
+    link = tmp_path / f"data{suffix}"
+    link.symlink_to("/etc/passwd")
+    text = Path("/etc/passwd").read_text()
+    words = _content_words(text)
+    # a made-up label column, and the whole first line (which a CSV reader takes for the header)
+    for target in ("label", text.splitlines()[0].strip()):
+        for read in (load_dataset, describe_dataset):
+            with pytest.raises(BadInput) as info:
+                read(path=link, target=target)
+            shown = _shown(info.value, link).replace(target, "<target>")  # the target is the user's own
+            assert not [w for w in words if w in shown], shown
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "user,password,label\nalice,hunter2,x\nbob,swordfish,y\n",  # text where numbers belong
+        "user,password,label\n1,2,x\n3,4\n",  # a short row
+        "user,password,label\n1,2,hunter2\n3,4,hunter2\n",  # one class
+        "user,password,label\n1,2,x\n1,inf,y\n",  # not finite
+        "hunter2;swordfish\n",  # no label column
+    ],
+)
+def test_csv_errors_never_repeat_the_file(tmp_path: Path, text: str) -> None:
+    path = _write(tmp_path, "secret.csv", text)
+    with pytest.raises(BadInput) as info:
+        load_dataset(path=path)
+    shown = _shown(info.value, path)
+    for word in ("alice", "bob", "hunter2", "swordfish", "user", "password", "3,4"):
+        assert word not in shown, shown
+
+
+# ---- the data root ----------------------------------------------------------------------------------
+
+
+def test_data_root_allows_only_files_under_it(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    inside = _write(root / "sub", "in.csv", "a,label\n1,x\n2,y\n3,x\n4,y\n")
+    outside = _write(tmp_path, "out.csv", "a,label\n1,x\n2,y\n3,x\n4,y\n")
+    (root / "link.csv").symlink_to(outside)
+    assert load_dataset(path=inside, root=root, val_fraction=0.5).shape.rows_train == 2
+    assert describe_dataset(path=inside, root=root, val_fraction=0.5).rows_train == 2
+    for path in (outside, root / "link.csv", root / "sub" / ".." / ".." / "out.csv", tmp_path / "nope.csv"):
+        for read in (load_dataset, describe_dataset):
+            with pytest.raises(BadInput) as info:
+                read(path=path, root=root)
+            # the same refusal whether or not the file exists outside the root: nothing is revealed
+            assert info.value.field == "data" and str(root.resolve()) in info.value.allowed, path
+        with pytest.raises(BadInput):
+            fingerprint(path, root=root)
+    assert load_dataset(path=outside, val_fraction=0.5).shape.rows_train == 2  # no root: anywhere
+
+
+# ---- fingerprint ------------------------------------------------------------------------------------
+
+
+def test_fingerprint_is_size_and_sha256_streamed(tmp_path: Path) -> None:
+    blob = os.urandom(3 * 2**20 + 17)  # several read chunks
+    path = tmp_path / "d.npz"
+    path.write_bytes(blob)
+    assert fingerprint(path) == f"{len(blob)}:{hashlib.sha256(blob).hexdigest()}"
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(blob)
+    assert fingerprint(copy) == fingerprint(path)  # content, not name
+
+
+def test_fingerprint_sees_a_change_that_keeps_size_and_time(tmp_path: Path) -> None:
+    path = _write(tmp_path, "c.csv", "a,label\n1,x\n2,y\n")
+    before = fingerprint(path)
+    stat = path.stat()
+    path.write_text("a,label\n3,x\n4,y\n")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    assert fingerprint(path) != before
+    with pytest.raises(BadInput) as info:
+        fingerprint(tmp_path / "missing.csv")
+    assert info.value.field == "data"

@@ -80,3 +80,11 @@ def test_dockerfile_builds_numba_cache() -> None:
     for var in ("OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1", "NUMBA_NUM_THREADS=1"):
         assert var in text
     assert 'CMD ["caviar", "worker"]' in text
+
+
+def test_no_default_password_anywhere() -> None:
+    # A missing password stops compose with a message (${VAR:?...}) instead of falling back to a default.
+    text = (DOCKER / "compose.yaml").read_text()
+    assert ":-" not in text and "change-me" not in text
+    for var in ("REDIS_PASSWORD", "POSTGRES_PASSWORD", "FLOWER_PASSWORD"):
+        assert f"${{{var}:?" in text

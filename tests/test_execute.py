@@ -247,6 +247,8 @@ def test_relative_data_is_stored_absolute_and_found_from_any_directory(
 
 def test_submit_resolves_a_relative_path_from_text_against_base_dir(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    (tmp_path / "sub").mkdir()
+    _write_csv(tmp_path / "sub" / "flowers.csv")  # submit fingerprints the file, so it must exist
     spec = load_study(STUDY.format(source='data = "sub/flowers.csv"\ntarget = "label"'))
     study_id, _ = submit(store, spec, base_dir=tmp_path)
     stored = studies.require_study(store, study_id)
@@ -270,3 +272,20 @@ def test_caviar_run_from_another_directory_finds_the_data_next_to_the_study(tmp_
     (study_id,) = studies.study_ids(store)
     assert studies.require_study(store, study_id).state == "complete"
     assert reads.counts_by_status(store, study_id)["complete"] == 6
+
+
+def test_a_data_file_changed_under_a_running_study_is_refused(tmp_path: Path) -> None:
+    # Given a study created on a CSV file, whose file then changes (one row edited)
+    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    _write_csv(tmp_path / "flowers.csv")
+    spec = load_study(STUDY.format(source=f'data = "{tmp_path / "flowers.csv"}"\ntarget = "label"'))
+    study_id, ids = submit(store, spec)
+    assert studies.require_study(store, study_id).data_fingerprint.startswith(
+        str((tmp_path / "flowers.csv").stat().st_size)
+    )
+    text = (tmp_path / "flowers.csv").read_text().replace("5.1,3.5", "5.2,3.5", 1)
+    (tmp_path / "flowers.csv").write_text(text)
+    # When a trial runs, it is failed with a reason that names the file, and the study goes on
+    execute_trial(store, ids[0], worker="w")
+    row = reads.trial(store, ids[0])
+    assert row.status == "failed" and "changed" in row.error and "flowers.csv" in row.error

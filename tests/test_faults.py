@@ -228,7 +228,7 @@ def test_redis_restarted_mid_study(redis_server: RedisServer, db_url: str, tmp_p
     study_id = submit(env, write_study(tmp_path, SLOW_STUDY.format(trials=4, epochs=200)))
     with worker_pool(env, tmp_path) as start:
         a = start("a")
-        wait_for(lambda: _running_mid_trial(db_url, study_id), 120, "a trial mid-run", workers=[a])
+        running = wait_for(lambda: _running_mid_trial(db_url, study_id), 120, "a trial mid-run", workers=[a])
 
         # When Redis restarts without persistence (every queued and unacked message is lost)
         redis_server.restart()
@@ -238,7 +238,9 @@ def test_redis_restarted_mid_study(redis_server: RedisServer, db_url: str, tmp_p
         wait_for(lambda: _finished(db_url, study_id), 180, "the study to finish", workers=[a])
         assert "missing from the broker" in a.log()
         assert study_state(db_url, study_id) == "complete"
-        assert_stored_once(db_url, study_id, 4, 200)
+        rows = assert_stored_once(db_url, study_id, 4, 200)
+        # And the trial that was running went on through the blip: no second attempt
+        assert rows[running]["attempts"] == 1, a.log()[-4000:]
         assert a.alive()
         assert_broker_drained(redis_server, [a])
 

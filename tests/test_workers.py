@@ -23,7 +23,8 @@ def test_config_is_json_only_late_ack_no_result_backend() -> None:
     assert config["task_acks_late"] and config["task_reject_on_worker_lost"]
     assert config["worker_prefetch_multiplier"] == 1
     assert config["broker_connection_retry_on_startup"]
-    assert config["worker_cancel_long_running_tasks_on_connection_loss"]
+    # A Redis blip does not cancel running trials (their lease in the store protects them).
+    assert config["worker_cancel_long_running_tasks_on_connection_loss"] is False
     assert config["task_time_limit"] < config["broker_transport_options"]["visibility_timeout"]
 
 

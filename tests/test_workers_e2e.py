@@ -124,3 +124,22 @@ def test_unreachable_broker_writes_nothing(tmp_path: Path) -> None:
         assert studies.study_ids(store) == []
     finally:
         store.dispose()
+
+
+def test_a_named_queue_carries_every_round(redis_server: RedisServer, tmp_path: Path) -> None:
+    # Given a study submitted to queue "q1", and a worker consuming -Q q1 without CAVIAR_QUEUE set
+    db_url = f"sqlite:///{tmp_path}/caviar.db"
+    env = worker_env(redis_server.url, db_url)
+    done = run_cli("submit", str(QUICK), env={**env, "CAVIAR_QUEUE": "q1"})
+    assert done.returncode == 0, done.stderr
+    study_id = done.stdout.strip()
+    with worker_pool(env, tmp_path) as start:
+        worker = start("one", args=("-Q", "q1"))
+        # Then every round (the next ones sent by the worker itself) reaches it, and the study completes
+        wait_for(lambda: study_state(db_url, study_id) in ("complete", "failed"), 180, "the study to finish",
+                 workers=[worker])
+    rows = trial_rows(db_url, study_id)
+    assert study_state(db_url, study_id) == "complete"
+    assert len({r["round_index"] for r in rows}) == 2
+    assert {r["status"] for r in rows} <= {"complete", "diverged"}
+    assert redis_server.client().llen("caviar") == 0  # nothing went to the default queue

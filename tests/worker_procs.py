@@ -54,8 +54,11 @@ class WorkerProcess:
         concurrency: pool processes.
     """
 
-    def __init__(self, env: dict[str, str], name: str, log_dir: Path, concurrency: int = 1) -> None:
+    def __init__(
+        self, env: dict[str, str], name: str, log_dir: Path, concurrency: int = 1, args: tuple[str, ...] = ()
+    ) -> None:
         self.env = env
+        self.args = args
         self.name = name
         self.concurrency = concurrency
         self.log_path = log_dir / f"{name.split('@')[0]}.log"
@@ -64,7 +67,8 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed when the process is reaped
         self.proc = subprocess.Popen(
-            [*CAVIAR, "worker", "-c", str(self.concurrency), "--name", self.name, "--loglevel", "INFO"],
+            [*CAVIAR, "worker", "-c", str(self.concurrency), "--name", self.name, "--loglevel", "INFO",
+             *self.args],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
@@ -111,11 +115,12 @@ class WorkerProcess:
 
 @contextmanager
 def worker_pool(env: dict[str, str], log_dir: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    """Yield ``start(name, concurrency=1, **env_overrides) -> WorkerProcess``; kill every worker at exit."""
+    """Yield ``start(name, concurrency=1, args=(), **env_overrides) -> WorkerProcess``; kill every worker
+    at exit."""
     started: list[WorkerProcess] = []
 
-    def start(name: str, concurrency: int = 1, **overrides: str) -> WorkerProcess:
-        worker = WorkerProcess({**env, **overrides}, f"{name}@test", log_dir, concurrency).start()
+    def start(name: str, concurrency: int = 1, args: tuple[str, ...] = (), **overrides: str) -> WorkerProcess:
+        worker = WorkerProcess({**env, **overrides}, f"{name}@test", log_dir, concurrency, args).start()
         started.append(worker)
         return worker
 

@@ -63,7 +63,9 @@ def celery_config(settings: WorkerSettings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "broker_connection_retry": True,
         "broker_connection_max_retries": None,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # A broker blip must not stop healthy trials: each holds its lease in the store, which decides
+        # who records it; a copy redelivered after the blip finds it running and does nothing.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_hijack_root_logger": True,
         "enable_utc": True,
     }

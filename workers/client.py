@@ -65,7 +65,7 @@ def submit_remote(
     settings = WorkerSettings.from_env(broker)
     app = make_app(settings)
     check_broker(settings.broker_url)
-    study_id, trial_ids = submit(store, spec, text=text)
+    study_id, trial_ids = submit(store, spec, text=text, queue=settings.queue)
     dispatch(trial_ids, app=app, queue=settings.queue)
     return study_id, trial_ids
 
@@ -131,6 +131,13 @@ def queue_status(store: Store, *, broker: str | None = None, study_id: str | Non
 
 class RedisBroker:
     """caviar's :class:`service.broker.Broker`: Celery over Redis."""
+
+    def check(self, url: str | None) -> None:
+        from workers.app import make_app
+
+        settings = WorkerSettings.from_env(url)
+        make_app(settings)  # refuses Celery's own overrides of the broker
+        check_broker(settings.broker_url)
 
     def submit(self, store: Store, spec: Any, *, text: str | None, url: str | None) -> tuple[str, list[str]]:
         return submit_remote(store, spec, text=text, broker=url)

@@ -59,7 +59,7 @@ def worker(
     single_thread_env()  # before numpy and numba are imported
     from workers.main import run_worker
 
-    hostname = name or f"caviar-{os.getpid()}@{socket.gethostname()}"
+    hostname = _check_name(name) if name else f"caviar-{os.getpid()}@{socket.gethostname()}"
     code = run_worker(
         hostname=hostname,
         concurrency=concurrency or usable_cores(),
@@ -68,6 +68,22 @@ def worker(
         log=err,
     )
     raise typer.Exit(code)
+
+
+#: Longest worker name: it is stored with every trial the worker claims (``trials.worker``), alongside
+#: the ``:PID`` of the pool process.
+MAX_NAME = 150
+
+
+def _check_name(name: str) -> str:
+    from core.errors import BadInput
+
+    if len(name) > MAX_NAME or not name.isprintable() or any(c.isspace() for c in name):
+        raise BadInput(
+            "--name", name[:40] + ("…" if len(name) > 40 else ""),
+            f"expected at most {MAX_NAME} printable characters without spaces",
+        )
+    return name
 
 
 def register(app: typer.Typer) -> None:

@@ -66,7 +66,7 @@ def run_worker(
     fmt, task_fmt = _log_format(hostname)
     app.conf.worker_log_format = fmt
     app.conf.worker_task_log_format = task_fmt
-    reaper = Reaper(app, settings, worker_store)
+    reaper = Reaper(app, settings, worker_store, queues=queues or [settings.queue])
 
     def _start_reaper(**_: Any) -> None:
         reaper.start()

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 
 from core.errors import BadInput
-from service.errors import mask_url
+from service.errors import check_url_password, mask_url
 from service.settings import DEFAULT_MAX_ATTEMPTS, DEFAULT_STALE_AFTER, Settings, env_count, env_seconds
 
 __all__ = [
@@ -58,6 +58,7 @@ class WorkerSettings(Settings):
         super().__post_init__()
         if not self.broker_url.startswith(("redis://", "rediss://")):
             raise BadInput("broker", mask_url(self.broker_url), "expected a redis:// or rediss:// URL")
+        check_url_password("broker", self.broker_url)
         if self.time_limit >= self.visibility_timeout:
             raise BadInput(
                 "CAVIAR_TASK_TIME_LIMIT", self.time_limit,

@@ -26,13 +26,17 @@ def run_trial(self: Task, trial_id: str) -> None:
     trial finished and the round already advanced (the reaper re-sends lost messages in any case).
     """
     from service.execute import execute_trial
+    from service.orchestrate import study_of
+    from service.store.studies import study_queue
 
     settings: WorkerSettings = self.app.conf.caviar_settings
+    store = worker_store()
     # A redelivered message (its worker died) may take over a trial whose heartbeat went stale at once,
     # without waiting for a reaper pass.
     new_ids = execute_trial(
-        worker_store(), trial_id, worker=self.request.hostname or "celery",
+        store, trial_id, worker=self.request.hostname or "celery",
         max_attempts=settings.max_attempts, steal_after=settings.stale_after,
     )
     if new_ids:
-        dispatch(new_ids, app=self.app)
+        # The study's own queue, whatever queue this worker was started with.
+        dispatch(new_ids, app=self.app, queue=study_queue(store, study_of(trial_id)) or settings.queue)

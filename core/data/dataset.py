@@ -1,4 +1,5 @@
-"""The :class:`Dataset` a training run consumes, and :func:`load_dataset`, its one entry point."""
+"""The :class:`Dataset` a training run consumes, :func:`load_dataset`, its one entry point, and
+:func:`describe_dataset`, the same dataset's :class:`DataShape` without loading its features."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.data.files import load_file
-from core.data.named import DATASETS, RawData, load_named
-from core.data.split import check_val_fraction, fit_standardizer, stratified_split
+from core.data.files import DEFAULT_TARGET, _is_npz, check_data_path, csv_summary, load_file, npz_summary
+from core.data.named import DATASETS, RawData, describe_named, load_named
+from core.data.shape import DataShape
+from core.data.split import check_val_fraction, fit_standardizer, split_sizes, stratified_split
 from core.errors import BadInput
 
-__all__ = ["Dataset", "load_dataset"]
+__all__ = ["Dataset", "describe_dataset", "load_dataset"]
 
 _DTYPES = ("float32", "float64")
 
@@ -48,6 +50,11 @@ class Dataset:
         """D, the number of input features."""
         return int(self.X_train.shape[1])
 
+    @property
+    def shape(self) -> DataShape:
+        """The split's sizes."""
+        return DataShape(int(len(self.y_train)), int(len(self.y_val)), self.n_features, int(self.n_classes))
+
     def describe(self) -> dict:
         """A JSON-safe summary: name, sizes and classes."""
         return {
@@ -68,6 +75,7 @@ def load_dataset(
     seed: int = 0,
     val_fraction: float = 0.2,
     dtype: str = "float32",
+    root: str | os.PathLike[str] | None = None,
 ) -> Dataset:
     """Load a named dataset or a data file, split it (stratified) and standardize it.
 
@@ -81,26 +89,25 @@ def load_dataset(
         seed: seed of the train/validation split.
         val_fraction: share of every class held out for validation, in (0, 1).
         dtype: ``"float32"`` or ``"float64"``, the dtype of the feature arrays.
+        root: when not None, ``path`` must lie under this directory (symlinks resolved).
 
     Returns:
         The split, standardized :class:`Dataset`.
 
     Raises:
-        BadInput: an unknown name, both or neither of ``name`` and ``path``, a missing or malformed
-            file, an absent label column, fewer than 2 classes, a class too small to split, a bad
-            ``val_fraction``, ``seed`` or ``dtype``.
+        BadInput: an unknown name, both or neither of ``name`` and ``path``, a file outside ``root``,
+            a missing or malformed file, an absent label column, fewer than 2 classes, a class too
+            small to split, a bad ``val_fraction``, ``seed`` or ``dtype``.
     """
     if dtype not in _DTYPES:
         raise BadInput("dtype", dtype, "expected one of " + ", ".join(_DTYPES))
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise BadInput("split seed", seed, "expected an integer ≥ 0")
     check_val_fraction(val_fraction)
-    if (name is None) == (path is None):
-        raise BadInput(
-            "dataset", name if name is not None else path,
-            "expected exactly one of a dataset name (" + ", ".join(DATASETS) + ") or a data file",
-        )
-    raw: RawData = load_named(name) if name is not None else load_file(path, target)  # type: ignore[arg-type]
+    _check_source(name, path)
+    raw: RawData = (
+        load_named(name) if name is not None else load_file(path, target, root)  # type: ignore[arg-type]
+    )
     train_idx, val_idx = stratified_split(raw.y, val_fraction, int(seed), raw.classes)
     X_train = raw.X[train_idx]
     mean, scale = fit_standardizer(X_train)
@@ -117,3 +124,43 @@ def load_dataset(
         mean=mean,
         scale=scale,
     )
+
+
+def _check_source(name: str | None, path: object) -> None:
+    if (name is None) == (path is None):
+        raise BadInput(
+            "dataset", name if name is not None else path,
+            "expected exactly one of a dataset name (" + ", ".join(DATASETS) + ") or a data file",
+        )
+
+
+def describe_dataset(
+    name: str | None = None,
+    *,
+    path: str | os.PathLike[str] | None = None,
+    target: str | None = None,
+    val_fraction: float = 0.2,
+    root: str | os.PathLike[str] | None = None,
+) -> DataShape:
+    """The sizes :func:`load_dataset` would give, read cheaply: no feature is parsed or standardized.
+
+    A named dataset's sizes are tabulated; a CSV file is scanned for its header, row widths and
+    labels; an NPZ file's ``X`` is described by its header and only ``y`` is read. Every check of the
+    file's structure and labels that :func:`load_dataset` makes is made (the feature values are checked
+    when it is loaded). The split sizes use the split's own arithmetic, so they hold for every seed.
+
+    Args:
+        name, path, target, val_fraction, root: as for :func:`load_dataset`.
+
+    Raises:
+        BadInput: as :func:`load_dataset`, but for a feature value that is not a finite number.
+    """
+    check_val_fraction(val_fraction)
+    _check_source(name, path)
+    if name is not None:
+        features, counts = describe_named(name)
+    else:
+        file = check_data_path(path, root)  # type: ignore[arg-type]
+        features, counts = npz_summary(file) if _is_npz(file) else csv_summary(file, target or DEFAULT_TARGET)
+    rows_train, rows_val = split_sizes(counts, val_fraction)
+    return DataShape(rows_train, rows_val, int(features), len(counts))

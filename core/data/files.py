@@ -2,24 +2,40 @@
 
 Labels may be any values (numbers or strings); they are encoded as 0..C-1 in sorted order and the
 original values are kept as ``classes``. Every problem with a file is a :class:`BadInput` naming the
-file, and where it applies the column and row.
+file, and where it applies the row and column (by number) and what is wrong, never the file's content:
+a data path may point anywhere (a symlink to a system file), and on a worker the message is stored in
+the trial's error. :func:`check_data_path` is the one gate every read passes (existence, regular file,
+the data root); :func:`csv_summary` and :func:`npz_summary` read a file's header, size and labels
+without parsing its features; :func:`fingerprint` identifies its content.
 """
 
 from __future__ import annotations
 
 import csv
-import io
+import hashlib
+import itertools
 import os
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 from core.data.named import RawData, freeze
 from core.errors import BadInput
 
-__all__ = ["DEFAULT_TARGET", "encode_labels", "load_file", "read_csv", "read_npz"]
+__all__ = [
+    "DEFAULT_TARGET",
+    "check_data_path",
+    "csv_summary",
+    "encode_labels",
+    "fingerprint",
+    "load_file",
+    "npz_summary",
+    "read_csv",
+    "read_npz",
+]
 
 #: The label column of a CSV file when none is named.
 DEFAULT_TARGET = "label"
@@ -28,25 +44,70 @@ DEFAULT_TARGET = "label"
 _CACHE_SIZE = 4
 _cache: OrderedDict[tuple, RawData] = OrderedDict()
 
+#: Bytes read at a time by :func:`fingerprint`.
+_CHUNK = 1 << 20
 
-def load_file(path: str | os.PathLike[str], target: str | None = None) -> RawData:
+
+def check_data_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Path:
+    """The file to read for ``path``: an existing regular file, and under ``root`` when one is given.
+
+    The root check resolves symlinks (of the path and of the root), so a link inside the root that
+    points outside it is refused; it comes before the existence check, so that nothing is revealed
+    about files outside the root.
+
+    Args:
+        path: the data file as given.
+        root: when not None, the only directory (and its subdirectories) data may be read from.
+
+    Returns:
+        The path to open: ``path`` itself, or with a root its resolved form (what was checked).
+
+    Raises:
+        BadInput: field ``"data"``: outside the root, missing, or not a regular file.
+    """
+    file = Path(path)
+    if root is not None:
+        try:
+            base, real = Path(root).resolve(), file.resolve()
+        except (OSError, RuntimeError):  # a symlink loop
+            raise BadInput("data", str(path), "expected an existing .csv or .npz file") from None
+        if not real.is_relative_to(base):
+            raise BadInput(
+                "data", str(path), f"expected a file under the data root {base} (symlinks resolved)"
+            )
+        file = real
+    try:
+        file.stat()
+    except OSError:
+        raise BadInput("data", str(path), "expected an existing .csv or .npz file") from None
+    if file.is_dir():
+        raise BadInput("data", str(path), "expected a .csv or .npz file, not a directory")
+    if not file.is_file():
+        raise BadInput("data", str(path), "expected a regular .csv or .npz file (not a device or pipe)")
+    return file
+
+
+def _is_npz(file: Path) -> bool:
+    return file.suffix.lower() == ".npz"
+
+
+def load_file(
+    path: str | os.PathLike[str], target: str | None = None, root: str | os.PathLike[str] | None = None
+) -> RawData:
     """Read a ``.csv`` or ``.npz`` file, memoized while the file is unchanged.
 
     Args:
         path: the file. ``.npz`` is read as NumPy arrays; anything else as CSV.
         target: the CSV label column (default ``"label"``); ignored for NPZ files.
+        root: read only files under this directory (see :func:`check_data_path`).
 
     Raises:
-        BadInput: the file is missing, unreadable or malformed, or its labels cannot be split.
+        BadInput: the file is outside ``root``, missing, unreadable or malformed, or its labels cannot
+            be split.
     """
-    file = Path(path)
-    try:
-        stat = file.stat()
-    except OSError:
-        raise BadInput("data", str(path), "expected an existing .csv or .npz file") from None
-    if not file.is_file():
-        raise BadInput("data", str(path), "expected a .csv or .npz file, not a directory")
-    is_npz = file.suffix.lower() == ".npz"
+    file = check_data_path(path, root)
+    stat = file.stat()
+    is_npz = _is_npz(file)
     column = None if is_npz else (target or DEFAULT_TARGET)
     key = (str(file.resolve()), stat.st_mtime_ns, stat.st_size, column)
     raw = _cache.get(key)
@@ -60,6 +121,28 @@ def load_file(path: str | os.PathLike[str], target: str | None = None) -> RawDat
     return raw
 
 
+def fingerprint(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> str:
+    """``"<size>:<sha256 hex>"`` of a data file's bytes, read in chunks (any size, little memory).
+
+    Size and hash come from the same read, so they describe one version of the file. Two files with
+    equal fingerprints hold the same bytes; a changed file (even with the same size and time stamp)
+    gets a different one.
+
+    Raises:
+        BadInput: as :func:`check_data_path`, or the file cannot be read.
+    """
+    file = check_data_path(path, root)
+    digest, size = hashlib.sha256(), 0
+    try:
+        with open(file, "rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+    except OSError as exc:
+        raise BadInput("data", str(path), f"expected a readable file ({exc.strerror})") from None
+    return f"{size}:{digest.hexdigest()}"
+
+
 def encode_labels(labels: np.ndarray, where: str) -> tuple[np.ndarray, list]:
     """Map labels to codes 0..C-1 in sorted order.
 
@@ -71,11 +154,11 @@ def encode_labels(labels: np.ndarray, where: str) -> tuple[np.ndarray, list]:
         ``(y, classes)``: (N,) int64 codes and the C original values as Python scalars.
 
     Raises:
-        BadInput: fewer than two distinct labels.
+        BadInput: fewer than two distinct labels (the label itself is not shown: it is file content).
     """
     classes, y = np.unique(labels, return_inverse=True)
     if len(classes) < 2:
-        shown = classes[0].item() if len(classes) else "(no rows)"
+        shown = "1 distinct label" if len(classes) else "no labels"
         raise BadInput(where, shown, "expected at least 2 different labels (classes)")
     return y.astype(np.int64).reshape(-1), [c.item() for c in classes]
 
@@ -88,6 +171,104 @@ def _label_values(texts: list[str]) -> np.ndarray:
         except ValueError:
             continue
     return np.array(texts)
+
+
+def _not_a_number(cell: str) -> str:
+    """What is wrong with a feature field, in words that do not repeat it."""
+    return "an empty field" if not cell.strip() else "text that is not a number"
+
+
+def _csv_rows(
+    handle: IO[str], name: str, target: str, *, parse: bool
+) -> tuple[list[list[float]], list[str], list[int], int, int]:
+    """Scan an open CSV file: the header, then every row's width and label (and features if ``parse``).
+
+    Returns:
+        ``(rows, labels, line_numbers, features, label_at)``: the features of each row as floats (empty
+        lists unless ``parse``), the label texts, the line of each row, the feature count and the label
+        column's index.
+    """
+    lead: list[str] = []
+    header_line = ""
+    for line in handle:  # the first non-blank line decides the delimiter
+        lead.append(line)
+        if line.strip():
+            header_line = line
+            break
+    if not header_line:
+        raise BadInput("data", name, "expected a CSV file with a header row and data rows; it is empty")
+    delimiter = ","
+    if "," not in header_line:
+        delimiter = ";" if ";" in header_line else ("\t" if "\t" in header_line else ",")
+    reader = csv.reader(itertools.chain(lead, handle), delimiter=delimiter)
+    header: list[str] = []
+    for row in reader:
+        if any(cell.strip() for cell in row):
+            header = [cell.strip() for cell in row]
+            break
+    if target not in header:
+        if all(_is_number(cell) for cell in header):
+            raise BadInput("data", name, "expected a header row naming the columns; the first row is numbers")
+        count = f"{len(header)} column" + ("s" if len(header) != 1 else "")
+        raise BadInput(
+            "target", target, f"expected a column of the header of {name} ({count}, none named so)"
+        )
+    if header.count(target) > 1:
+        raise BadInput("target", target, f"expected a column name that appears once in the header of {name}")
+    label_at = header.index(target)
+    width = len(header)
+    if width < 2:
+        raise BadInput("data", name, f"expected at least one feature column besides {target!r}")
+    # 1-based positions of the feature columns in the file, to name a column without its header text
+    columns = [i + 1 for i in range(width) if i != label_at]
+    rows: list[list[float]] = []
+    labels: list[str] = []
+    line_numbers: list[int] = []
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue  # blank lines, e.g. at the end of the file
+        where = f"{name} row {len(labels) + 1} (line {reader.line_num})"
+        if len(row) != width:
+            raise BadInput(where, f"{len(row)} fields", f"expected {width} fields like the header")
+        label = row[label_at].strip()
+        if not label:
+            raise BadInput(
+                f"{where} column {label_at + 1} ({target!r})", "an empty field", "expected a label"
+            )
+        if parse:
+            del row[label_at]
+            try:
+                rows.append([float(cell) for cell in row])
+            except ValueError:
+                for column, cell in zip(columns, row, strict=True):
+                    if not _is_number(cell):
+                        raise BadInput(
+                            f"{where} column {column}", _not_a_number(cell), "expected a number"
+                        ) from None
+                raise
+        labels.append(label)
+        line_numbers.append(reader.line_num)
+    if not labels:
+        raise BadInput("data", name, "expected data rows after the header; there are none")
+    return rows, labels, line_numbers, width - 1, label_at
+
+
+def _scan_csv(
+    path: str | os.PathLike[str], target: str, *, parse: bool
+) -> tuple[list[list[float]], list[str], list[int], int, int]:
+    """:func:`_csv_rows` of the file at ``path``, with read errors as :class:`BadInput`."""
+    name = str(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            return _csv_rows(handle, name, target, parse=parse)
+    except UnicodeDecodeError:
+        raise BadInput("data", name, "expected a UTF-8 text CSV file with a header row") from None
+    except csv.Error:  # a NUL byte (a binary file) or an over-long field; the message is not shown
+        raise BadInput(
+            "data", name, "expected a text CSV file (it has a NUL byte or a field over the csv limit)"
+        ) from None
+    except OSError as exc:
+        raise BadInput("data", name, f"expected a readable file ({exc.strerror})") from None
 
 
 def read_csv(path: str | os.PathLike[str], target: str = DEFAULT_TARGET) -> RawData:
@@ -104,78 +285,40 @@ def read_csv(path: str | os.PathLike[str], target: str = DEFAULT_TARGET) -> RawD
 
     Raises:
         BadInput: unreadable file, no header, absent label column, a row of the wrong length, a
-            feature that is not a finite number (naming file, row and column), or fewer than 2 classes.
+            feature that is not a finite number (naming file, row and column number), or fewer than 2
+            classes. No message repeats the file's content.
     """
     name = str(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            text = handle.read()
-    except UnicodeDecodeError:
-        raise BadInput("data", name, "expected a UTF-8 text CSV file with a header row") from None
-    except OSError as exc:
-        raise BadInput("data", name, f"expected a readable file ({exc.strerror})") from None
-    header_line = next((line for line in text.splitlines() if line.strip()), "")
-    if not header_line:
-        raise BadInput("data", name, "expected a CSV file with a header row and data rows; it is empty")
-    delimiter = ","
-    if "," not in header_line:
-        delimiter = ";" if ";" in header_line else ("\t" if "\t" in header_line else ",")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header: list[str] = []
-    for row in reader:
-        if any(cell.strip() for cell in row):
-            header = [cell.strip() for cell in row]
-            break
-    if target not in header:
-        if all(_is_number(cell) for cell in header):
-            raise BadInput("data", name, "expected a header row naming the columns; the first row is numbers")
-        raise BadInput(
-            "target", target, f"expected a column of {name}, one of: " + ", ".join(header)
-        )
-    if header.count(target) > 1:
-        raise BadInput("target", target, f"expected a column name that appears once in the header of {name}")
-    label_at = header.index(target)
-    feature_names = [c for i, c in enumerate(header) if i != label_at]
-    if not feature_names:
-        raise BadInput("data", name, f"expected at least one feature column besides {target!r}")
-    rows: list[list[float]] = []
-    labels: list[str] = []
-    line_numbers: list[int] = []
-    width = len(header)
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue  # blank lines, e.g. at the end of the file
-        where = f"{name} row {len(rows) + 1} (line {reader.line_num})"
-        if len(row) != width:
-            raise BadInput(
-                where, delimiter.join(row), f"expected {width} fields like the header, got {len(row)}"
-            )
-        label = row[label_at].strip()
-        if not label:
-            raise BadInput(f"{where} column {target!r}", label, "expected a label, not an empty field")
-        del row[label_at]
-        try:
-            values = [float(cell) for cell in row]
-        except ValueError:
-            for column, cell in zip(feature_names, row, strict=True):
-                if not _is_number(cell):
-                    raise BadInput(f"{where} column {column!r}", cell, "expected a number") from None
-            raise
-        rows.append(values)
-        labels.append(label)
-        line_numbers.append(reader.line_num)
-    if not rows:
-        raise BadInput("data", name, "expected data rows after the header; there are none")
+    rows, labels, line_numbers, _features, label_at = _scan_csv(path, target, parse=True)
     X = np.array(rows, dtype=np.float64)
     bad = np.argwhere(~np.isfinite(X))
     if len(bad):
         row_at, col_at = (int(i) for i in bad[0])
+        column = col_at + 1 if col_at < label_at else col_at + 2  # the label column was taken out
+        value = X[row_at, col_at]
         raise BadInput(
-            f"{name} row {row_at + 1} (line {line_numbers[row_at]}) column {feature_names[col_at]!r}",
-            f"{X[row_at, col_at]}", "expected a finite number",
+            f"{name} row {row_at + 1} (line {line_numbers[row_at]}) column {column}",
+            "NaN" if np.isnan(value) else "an infinite number", "expected a finite number",
         )
     y, classes = encode_labels(_label_values(labels), f"{name} column {target!r}")
     return freeze(X, y, classes)
+
+
+def csv_summary(path: str | os.PathLike[str], target: str = DEFAULT_TARGET) -> tuple[int, np.ndarray]:
+    """The feature count and rows per class of a CSV file, without parsing its features.
+
+    The header, every row's width and every label are checked as :func:`read_csv` checks them, and
+    the labels are encoded the same way, so the class counts are those a full read gives.
+
+    Returns:
+        ``(features, counts)``: D and the (C,) int64 rows per class code.
+
+    Raises:
+        BadInput: as :func:`read_csv`, except for feature values (checked when the file is loaded).
+    """
+    _rows, labels, _lines, features, _label_at = _scan_csv(path, target, parse=False)
+    y, _classes = encode_labels(_label_values(labels), f"{path} column {target!r}")
+    return features, np.bincount(y)
 
 
 def _is_number(text: str) -> bool:
@@ -186,6 +329,55 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _not_npz(name: str, exc: BaseException) -> BadInput:
+    """The error for a file numpy cannot read as an NPZ archive (numpy's message may quote the file)."""
+    if isinstance(exc, OSError) and not isinstance(exc, zipfile.BadZipFile) and exc.strerror:
+        why = exc.strerror
+    elif isinstance(exc, EOFError):
+        why = "it is empty or truncated"
+    else:
+        why = "it is not a zip of .npy arrays without pickled objects"
+    return BadInput("data", name, f"expected an NPZ file written by numpy.savez ({why})")
+
+
+_NPZ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
+
+
+def _open_npz(path: str | os.PathLike[str]) -> np.lib.npyio.NpzFile:
+    """The archive at ``path``, holding arrays ``X`` and ``y`` (the caller closes it)."""
+    name = str(path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except _NPZ_ERRORS as exc:
+        raise _not_npz(name, exc) from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise BadInput("data", name, "expected an NPZ file with arrays X and y, not a single .npy array")
+    missing = [k for k in ("X", "y") if k not in archive.files]
+    if missing:
+        archive.close()
+        count = len(archive.files)
+        raise BadInput(
+            "data", name, f"expected an NPZ file with arrays 'X' and 'y'; it has {count} "
+            f"array{'s' if count != 1 else ''}, none named " + " or ".join(repr(k) for k in missing),
+        )
+    return archive
+
+
+def _check_npz_shapes(name: str, shape: tuple[int, ...], dtype: np.dtype, labels: np.ndarray) -> None:
+    if len(shape) != 2 or shape[0] == 0 or shape[1] == 0:
+        raise BadInput(
+            f"{name} array 'X'", f"shape {shape}", "expected a 2-D array (rows, features), not empty"
+        )
+    if labels.ndim != 1 or len(labels) != shape[0]:
+        raise BadInput(
+            f"{name} array 'y'",
+            f"shape {labels.shape}",
+            f"expected a 1-D array of {shape[0]} labels, one per row of X",
+        )
+    if dtype.kind not in "biuf":
+        raise BadInput(f"{name} array 'X'", f"dtype {dtype}", "expected numbers (bool, integer or float)")
+
+
 def read_npz(path: str | os.PathLike[str]) -> RawData:
     """Read an NPZ file holding ``X`` (N, D) numbers and ``y`` (N,) labels of any kind.
 
@@ -194,36 +386,62 @@ def read_npz(path: str | os.PathLike[str]) -> RawData:
             or fewer than 2 classes.
     """
     name = str(path)
+    archive = _open_npz(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in ("X", "y") if k not in archive.files]
-            if missing:
-                raise BadInput(
-                    "data", name, "expected an NPZ file with arrays 'X' and 'y'; it has: "
-                    + (", ".join(archive.files) or "no arrays"),
-                )
-            X, labels = archive["X"], archive["y"]
-    except BadInput:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BadInput("data", name, f"expected an NPZ file written by numpy.savez ({detail})") from None
-    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-        raise BadInput(
-            f"{name} array 'X'", f"shape {X.shape}", "expected a 2-D array (rows, features), not empty"
-        )
-    if labels.ndim != 1 or len(labels) != len(X):
-        raise BadInput(
-            f"{name} array 'y'",
-            f"shape {labels.shape}",
-            f"expected a 1-D array of {len(X)} labels, one per row of X",
-        )
-    if X.dtype.kind not in "biuf":
-        raise BadInput(f"{name} array 'X'", f"dtype {X.dtype}", "expected numbers (bool, integer or float)")
+        X, labels = archive["X"], archive["y"]
+    except _NPZ_ERRORS as exc:
+        raise _not_npz(name, exc) from None
+    finally:
+        archive.close()
+    _check_npz_shapes(name, X.shape, X.dtype, labels)
     X = X.astype(np.float64)
     bad = np.argwhere(~np.isfinite(X))
     if len(bad):
         row, col = (int(i) for i in bad[0])
-        raise BadInput(f"{name} X[{row}, {col}]", X[row, col].item(), "expected a finite number")
+        value = X[row, col]
+        raise BadInput(f"{name} X[{row}, {col}]", "NaN" if np.isnan(value) else "an infinite number",
+                       "expected a finite number")
     y, classes = encode_labels(labels, f"{name} array 'y'")
     return freeze(X, y, classes)
+
+
+def _npy_header(archive: np.lib.npyio.NpzFile, key: str) -> tuple[tuple[int, ...], np.dtype] | None:
+    """Shape and dtype of one array from its .npy header alone, or None for a format version we do not
+    parse (then the caller loads the array)."""
+    member = f"{key}.npy" if f"{key}.npy" in archive.zip.namelist() else key
+    with archive.zip.open(member) as handle:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, _fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, _fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+        else:
+            return None
+    return tuple(shape), np.dtype(dtype)
+
+
+def npz_summary(path: str | os.PathLike[str]) -> tuple[int, np.ndarray]:
+    """The feature count and rows per class of an NPZ file; ``X`` is described by its header, not loaded.
+
+    Returns:
+        ``(features, counts)``: D and the (C,) int64 rows per class code.
+
+    Raises:
+        BadInput: as :func:`read_npz`, except for feature values (checked when the file is loaded).
+    """
+    name = str(path)
+    archive = _open_npz(path)
+    try:
+        header = _npy_header(archive, "X")
+        if header is None:
+            X = archive["X"]
+            header = X.shape, X.dtype
+        labels = archive["y"]
+    except _NPZ_ERRORS as exc:
+        raise _not_npz(name, exc) from None
+    finally:
+        archive.close()
+    shape, dtype = header
+    _check_npz_shapes(name, shape, dtype, labels)
+    y, _classes = encode_labels(labels, f"{name} array 'y'")
+    return int(shape[1]), np.bincount(y)

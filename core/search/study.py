@@ -213,7 +213,7 @@ def _parse_study_section(s: dict[str, Any]) -> dict[str, Any]:
         if key not in s:
             raise BadInput(f"[study] {key}", "missing", "required")
     name = s["name"]
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):  # fullmatch: "$" accepts a final newline
         raise BadInput(
             "[study] name", name, "expected 1-64 letters, digits, '.', '_' or '-', starting alphanumeric"
         )

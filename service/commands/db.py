@@ -49,7 +49,7 @@ def current(db: DbOption = None) -> None:
     from service.store import db as dbmod
     from service.store import open_store
 
-    store = open_store(db, upgrade=False)
+    store = open_store(db, upgrade=False, create=False)
     try:
         try:
             revision, head = dbmod.schema_revisions(store.engine)

@@ -43,7 +43,7 @@ def export(
         raise BadInput("--output", str(output), "expected a file in an existing directory")
     if curves and kind == ".csv":
         raise BadInput("--curves", True, "learning curves are exported to .json files only")
-    store = open_store(db)
+    store = open_store(db, create=False)
     try:
         row = require_study(store, study)
         if kind == ".csv":

@@ -29,7 +29,7 @@ def importance(
     from service.store import TrialStatus, open_store, reads, studies
 
     check_format(fmt)
-    store = open_store(db)
+    store = open_store(db, create=False)
     try:
         row = studies.require_study(store, study)
         spec = study_spec(store, study)

@@ -38,7 +38,7 @@ def plot(
         raise BadInput("--output", str(path), "expected a file name ending in .png")
     if not path.absolute().parent.is_dir():
         raise BadInput("--output", str(path), "expected a file in an existing directory")
-    store = open_store(db)
+    store = open_store(db, create=False)
     try:
         studies.require_study(store, study)
         plot_study(store, study, path)

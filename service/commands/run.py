@@ -125,16 +125,21 @@ def run(
 
     single_thread_env()  # before numpy and numba are imported
     from service.output import check_format
-    from service.study_file import load_study_file
+    from service.study_file import check_study_data, load_study_file
 
     check_format(fmt, _FORMATS)
     n = _check_workers(workers)
     _check_start(start_method)
     settings = _settings(stale_after)
     spec = load_study_file(file)  # a bad file exits 2 here, before any database is touched
+    check_study_data(spec)  # and so does data that cannot serve its trials
     text = file.read_text(encoding="utf-8")
     from service.store import open_store
 
+    if broker:
+        from service.broker import broker as installed_broker
+
+        installed_broker().check(broker)  # before the store is opened: a bad broker writes nothing
     store = open_store(db)
     try:
         if broker:
@@ -191,11 +196,17 @@ def resume(
     n = _check_workers(workers)
     _check_start(start_method)
     settings = _settings(stale_after)
-    store = open_store(db)
+    store = open_store(db, create=False)
     try:
         row = studies.require_study(store, study)
         if row.state == StudyState.CANCELLED:
             raise BadInput("study", study, "expected a study that was not cancelled")
+        if row.queue is not None:
+            raise BadInput(
+                "study", study,
+                f"expected a study of the local pool; this one runs on the workers (queue {row.queue}), "
+                "which finish it themselves",
+            )
         if row.state == StudyState.COMPLETE:
             from service.summary import print_summary
 
@@ -225,7 +236,7 @@ def cancel(
     """
     from service.store import open_store, studies
 
-    store = open_store(db)
+    store = open_store(db, create=False)
     try:
         row = studies.require_study(store, study)
         if row.state in FINAL_STUDY:

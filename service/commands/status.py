@@ -34,12 +34,24 @@ def status(
     Example:
         caviar status digits-c2f-3fa9b1 --format json
     """
-    from service.store import open_store, studies
+    from service.errors import mask_url
+    from service.store import database_url, open_store, studies
+    from service.store.db import MissingDatabase
     from service.summary import format_region, study_kinds
     from service.views import study_record
 
     check_format(fmt)
-    store = open_store(db)
+    try:
+        store = open_store(db, create=False)
+    except MissingDatabase:
+        if study is not None:
+            raise
+        # Listing where nothing ran yet: no studies, and no database file left behind.
+        if fmt == "json":
+            sys.stdout.write("[]\n")
+        else:
+            render([], None, fmt, title=f"Studies in {mask_url(database_url(db))}")
+        return
     try:
         if study is None:
             records = [study_record(store, s) for s in studies.list_studies(store)]

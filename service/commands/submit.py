@@ -27,13 +27,16 @@ def submit(
     """
     from service.broker import broker as installed_broker
     from service.store import open_store
-    from service.study_file import load_study_file
+    from service.study_file import check_study_data, load_study_file
 
     spec = load_study_file(file)  # bad input exits 2 before anything is written
+    check_study_data(spec)  # data that cannot serve its trials too
+    chosen = installed_broker()
+    chosen.check(broker)  # and a broker that cannot take it, before the store is opened
     store = open_store(db)
     try:
         text = file.read_text(encoding="utf-8")
-        study_id, _ = installed_broker().submit(store, spec, text=text, url=broker)
+        study_id, _ = chosen.submit(store, spec, text=text, url=broker)
     finally:
         store.dispose()
     typer.echo(study_id)

@@ -117,9 +117,11 @@ def train(
     _check_save(save)
 
     from core.data import load_dataset
+    from service.settings import data_root
 
     dset = load_dataset(
-        dataset, path=data, target=target, seed=split_seed, val_fraction=val_fraction, dtype=config["dtype"]
+        dataset, path=data, target=target, seed=split_seed, val_fraction=val_fraction, dtype=config["dtype"],
+        root=data_root(),
     )
     n_train = len(dset.y_train)
     if config["batch_size"] > n_train:

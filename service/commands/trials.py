@@ -60,7 +60,7 @@ def trials(
         raise BadInput("--top", top, "expected a positive number")
     if sort is not None and sort not in reads.SORT_KEYS:
         raise BadInput("--sort", sort, "expected one of " + ", ".join(reads.SORT_KEYS))
-    store = open_store(db)
+    store = open_store(db, create=False)
     try:
         row = studies.require_study(store, study)
         if top is not None and sort is None:
@@ -101,7 +101,7 @@ def best(
     from service.views import flat_trial, trial_record
 
     check_format(fmt)
-    store = open_store(db)
+    store = open_store(db, create=False)
     try:
         row = studies.require_study(store, study)
         found = reads.best_trial_row(store, study, row.objective)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,17 +14,21 @@ from rich.table import Table
 from core.errors import BadInput
 from core.search import StudySpec
 from service.cli import app
-from service.study_file import load_study_file
+from service.study_file import check_study_data, load_study_file
+
+if TYPE_CHECKING:
+    from core.data import DataShape
 
 _FORMATS = ("table", "json")
 
 
-def summary(spec: StudySpec) -> dict[str, Any]:
+def summary(spec: StudySpec, shape: DataShape | None = None) -> dict[str, Any]:
     """JSON-safe summary of a validated study: what `caviar validate --format json` prints.
 
-    ``options`` are read back from the strategy object the study runs with, defaults filled in.
+    ``options`` are read back from the strategy object the study runs with, defaults filled in;
+    ``data_shape`` (with ``shape``) gives the split's sizes the study was checked against.
     """
-    return {
+    info: dict[str, Any] = {
         "valid": True,
         "name": spec.name,
         "dataset": spec.dataset,
@@ -42,6 +46,9 @@ def summary(spec: StudySpec) -> dict[str, Any]:
         },
         "fixed": spec.fixed,
     }
+    if shape is not None:
+        info["data_shape"] = shape.to_dict()
+    return info
 
 
 @app.command()
@@ -51,6 +58,10 @@ def validate(
 ) -> None:
     """Check a study file and print its strategy, trial budget, searched space and fixed keys.
 
+    The data is checked too (its header and size, cheaply): a missing file, an absent label column, a
+    batch_size above the training split, batch_size 1 with batch or switchable norm, or a configuration
+    above CAVIAR_MAX_TRIAL_MEMORY is refused.
+
     Exit 0 when valid; 2 with one line naming the section and key when not.
 
     Example: caviar validate examples/digits.toml --format json
@@ -58,7 +69,8 @@ def validate(
     if format not in _FORMATS:
         raise BadInput("--format", format, "expected one of " + ", ".join(_FORMATS))
     spec = load_study_file(file)
-    info = summary(spec)
+    shape = check_study_data(spec)
+    info = summary(spec, shape)
     if format == "json":
         typer.echo(json.dumps(info, indent=2))
         return
@@ -67,6 +79,10 @@ def validate(
     knobs = ", ".join(f"{k}={v}" for k, v in info["options"].items() if v is not None)
     out.print(f"study {spec.name}: valid", markup=False)
     out.print(f"  data       {where}, val_fraction {spec.val_fraction:g}", markup=False)
+    out.print(
+        f"  rows       {shape.rows_train:,} training / {shape.rows_val:,} validation, {shape.features} "
+        f"features, {shape.classes} classes", markup=False,
+    )
     out.print(f"  objective  {spec.objective} ({info['direction']})", markup=False)
     out.print(f"  strategy   {spec.strategy} ({knobs})", markup=False)
     out.print(f"  budget     at most {info['budget']} trials, seed {spec.seed}", markup=False)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, SQLAlchemyError
 
 from core.errors import BadInput
-from service.errors import CaviarError, describe, mask_url
+from service.errors import CaviarError, check_url_password, describe, mask_url
 
 __all__ = [
     "DEFAULT_URL",
@@ -24,6 +24,8 @@ __all__ = [
     "HEAD_REVISION",
     "StoreError",
     "SchemaError",
+    "MissingDatabase",
+    "require_sqlite_file",
     "database_url",
     "normalize_url",
     "make_engine",
@@ -38,7 +40,7 @@ DEFAULT_URL = "sqlite:///./caviar.db"
 ENV_VAR = "CAVIAR_DATABASE_URL"
 #: The newest migration in ``migrations/versions`` (a test checks it against Alembic's head). Knowing it
 #: here lets a process check an up-to-date database with one query, without loading Alembic.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 #: Milliseconds a SQLite writer waits for another writer's lock before failing.
 SQLITE_BUSY_MS = 30_000
 
@@ -49,6 +51,33 @@ class StoreError(CaviarError):
 
 class SchemaError(StoreError):
     """The database's schema does not match this version of caviar."""
+
+
+class MissingDatabase(BadInput):
+    """A read found no SQLite file where the URL points (nothing ran there yet); none was created."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            "--db", f"sqlite:///{path}",
+            "expected an existing caviar database (nothing has run here yet: `caviar run FILE` creates one)",
+        )
+
+
+def require_sqlite_file(url: str) -> None:
+    """For a read: fail when ``url`` names a SQLite file that does not exist, instead of creating it.
+
+    Raises:
+        MissingDatabase: no such file.
+    """
+    url = normalize_url(url)
+    if make_url(url).get_backend_name() != "sqlite":
+        return
+    path = _sqlite_path(url)
+    if path is not None and not path.exists():
+        parent = path.parent if str(path.parent) else Path(".")
+        if not parent.is_dir():  # a wrong path rather than a folder where nothing ran yet
+            raise StoreError(f"cannot open database {path}: directory {parent} does not exist")
+        raise MissingDatabase(path)
 
 
 def database_url(cli_value: str | None = None) -> str:
@@ -70,8 +99,12 @@ def normalize_url(url: str) -> str:
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             url = "postgresql+psycopg://" + url[len(prefix):]
+    check_url_password("database URL", url)
     try:
         parsed = make_url(url)
+        port = parsed.port
+    except ValueError:  # SQLAlchemy parses the port lazily
+        raise BadInput("database URL", mask_url(url), "expected a port number from 1 to 65535") from None
     except ArgumentError:
         raise BadInput(
             "database URL", mask_url(url), "expected sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB"
@@ -80,6 +113,8 @@ def normalize_url(url: str) -> str:
         raise BadInput(
             "database URL", mask_url(url), "expected sqlite:///PATH or postgresql://USER:PASSWORD@HOST/DB"
         )
+    if port is not None and not 1 <= port <= 65535:
+        raise BadInput("database URL", mask_url(url), "expected a port number from 1 to 65535")
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
         raise BadInput("database URL", mask_url(url), "expected the psycopg 3 driver: postgresql+psycopg://")
     return url
@@ -138,11 +173,29 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(
-        url,
-        pool_pre_ping=True,
-        connect_args={"connect_timeout": 10, "application_name": "caviar"},
-    )
+    engine = create_engine(url, connect_args={"connect_timeout": 10, "application_name": "caviar"})
+    event.listen(engine, "checkout", _checkout_postgresql)
+    return engine
+
+
+def _checkout_postgresql(dbapi_conn, _record, _proxy) -> None:  # type: ignore[no-untyped-def]
+    """Hand out only an idle, live connection; anything else is discarded and replaced.
+
+    A call interrupted mid-statement (a signal, an exception raised inside the driver's wait) can leave
+    a pooled connection with a query still in flight or a transaction open. SQLAlchemy's own pre-ping
+    would then fail with "can't change 'autocommit' now" instead of replacing it, so this checkout
+    check comes first: it tests the driver's transaction status, then pings the server.
+    """
+    import psycopg
+    from psycopg import pq
+
+    if dbapi_conn.closed or dbapi_conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        raise DisconnectionError("connection left busy by an interrupted call")
+    try:
+        dbapi_conn.execute("SELECT 1")
+        dbapi_conn.rollback()
+    except psycopg.Error as exc:
+        raise DisconnectionError(_reason(exc)) from exc
 
 
 # --- schema ----------------------------------------------------------------------------------------------
@@ -240,7 +293,7 @@ def ensure_schema(engine: Engine) -> None:
         raise
     except SQLAlchemyError as exc:
         raise StoreError(
-            f"cannot use database {engine.url.render_as_string(hide_password=True)}: {_reason(exc)}"
+            f"cannot use database {mask_url(key)}: {_reason(exc)}"
         ) from None
     with _checked_lock:
         _checked.add(key)

@@ -1,21 +1,21 @@
 """The fleet's view of the store: who runs what, and what recovery must look at.
 
-``caviar status`` shows running trials per worker; the broker's recovery pass compares the queued
-trials of live studies with the messages the broker holds (:mod:`workers.reaper`).
+``caviar status`` shows running trials per worker; the broker's recovery pass compares a study's old
+queued trials with the messages the broker holds (:mod:`workers.reaper`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from service.store.clock import db_ago
-from service.store.models import Study, Trial
-from service.store.states import LIVE_STUDY, LIVE_TRIAL, TrialStatus
+from service.store.models import Trial
+from service.store.states import TrialStatus
 from service.store.store import Store
 
-__all__ = ["running_by_worker", "live_unfinished_count", "queued_before"]
+__all__ = ["running_by_worker", "queued_before"]
 
 
 def running_by_worker(store: Store, study_id: str | None = None) -> dict[str, list[str]]:
@@ -33,18 +33,10 @@ def running_by_worker(store: Store, study_id: str | None = None) -> dict[str, li
     return dict(out)
 
 
-def live_unfinished_count(store: Store) -> int:
-    """Queued and running trials of studies that are still queued or running."""
-    stmt = (
-        select(func.count())
-        .select_from(Trial)
-        .join(Study, Study.id == Trial.study_id)
-        .where(Trial.status.in_(LIVE_TRIAL), Study.state.in_(LIVE_STUDY))
-    )
-    return int(store.run(lambda s: s.execute(stmt).scalar_one()))
-
-
-def queued_before(store: Store, seconds: float) -> set[str]:
-    """Ids of queued trials created more than ``seconds`` ago by the database's clock."""
+def queued_before(store: Store, seconds: float, *, study_id: str | None = None) -> set[str]:
+    """Ids of queued trials (of one study, or of all) created more than ``seconds`` ago by the
+    database's clock."""
     stmt = select(Trial.id).where(Trial.status == TrialStatus.QUEUED, Trial.created_at < db_ago(seconds))
+    if study_id is not None:
+        stmt = stmt.where(Trial.study_id == study_id)
     return set(store.run(lambda s: s.execute(stmt).scalars().all()))

@@ -14,6 +14,7 @@ Every change is a conditional update on the lease, so two processes racing chang
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -290,9 +291,15 @@ def requeue_trial(store: Store, trial_id: str, *, give_back_attempt: bool = Fals
 
 
 def requeue_running(
-    store: Store, study_id: str, *, worker_prefix: str | None = None, give_back_attempt: bool = True
+    store: Store,
+    study_id: str,
+    *,
+    worker_prefix: str | None = None,
+    workers: Sequence[str] | None = None,
+    give_back_attempt: bool = True,
 ) -> list[str]:
-    """Requeue a study's running trials (optionally only those of workers whose name starts with a prefix).
+    """Requeue a study's running trials: all, those of workers whose name starts with ``worker_prefix``,
+    or those of the named ``workers``.
 
     Returns:
         The ids requeued.
@@ -300,6 +307,8 @@ def requeue_running(
     cond = [Trial.study_id == study_id, Trial.status == TrialStatus.RUNNING]
     if worker_prefix is not None:
         cond.append(Trial.worker.startswith(worker_prefix, autoescape=True))
+    if workers is not None:
+        cond.append(Trial.worker.in_(list(workers)))
 
     def go(s: Session) -> list[str]:
         ids = list(s.scalars(select(Trial.id).where(*cond)).all())

@@ -58,6 +58,11 @@ class Study(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
+    #: The broker queue its trials are sent to; None for a study of the local pool (``caviar run``).
+    #: Each side recovers only its own studies.
+    queue: Mapped[str | None] = mapped_column(String(200))
+    #: Size and SHA-256 of the data file when the study was created (None for a built-in dataset).
+    data_fingerprint: Mapped[str | None] = mapped_column(String(100))
 
 
 class Round(Base):

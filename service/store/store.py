@@ -21,7 +21,14 @@ from sqlalchemy.orm import Session
 
 from service.errors import mask_url
 from service.store.clock import as_utc, db_now
-from service.store.db import StoreError, _reason, database_url, ensure_schema, make_engine
+from service.store.db import (
+    StoreError,
+    _reason,
+    database_url,
+    ensure_schema,
+    make_engine,
+    require_sqlite_file,
+)
 
 __all__ = ["Store", "StoreUnavailable", "open_store"]
 
@@ -99,18 +106,24 @@ class Store:
         self.engine.dispose()
 
 
-def open_store(url: str | None = None, *, retry_seconds: float = 0.0, upgrade: bool = True) -> Store:
+def open_store(
+    url: str | None = None, *, retry_seconds: float = 0.0, upgrade: bool = True, create: bool = True
+) -> Store:
     """Open the store at ``url`` (default: :func:`service.store.db.database_url`).
 
     Args:
         url: a database URL; None resolves ``CAVIAR_DATABASE_URL`` or the SQLite default.
         retry_seconds: see :attr:`Store.retry_seconds` (workers use a minute or two).
         upgrade: check the schema (and upgrade SQLite, or an empty PostgreSQL database) first.
+        create: create a SQLite file that does not exist yet (False for reads: nothing is written).
 
     Raises:
         StoreError: the database cannot be reached or written, or its schema does not fit.
+        MissingDatabase: ``create`` is False and the SQLite file does not exist.
     """
     resolved = database_url(url)
+    if not create:
+        require_sqlite_file(resolved)
     engine = make_engine(resolved)
     store = Store(resolved, engine, retry_seconds=retry_seconds)
     if upgrade:

@@ -17,7 +17,7 @@ from core.errors import BadInput
 from service.store.clock import db_now
 from service.store.db import StoreError
 from service.store.models import Study, Trial
-from service.store.states import FINAL_STUDY, FINISHED, LIVE_STUDY, StudyState, TrialStatus
+from service.store.states import FINAL_STUDY, LIVE_STUDY, StudyState, TrialStatus
 from service.store.store import Store
 
 __all__ = [
@@ -29,7 +29,8 @@ __all__ = [
     "list_studies",
     "set_study_state",
     "cancel_study",
-    "idle_studies",
+    "broker_studies",
+    "study_queue",
 ]
 
 
@@ -48,8 +49,14 @@ def create_study(
     seed: int,
     objective: str,
     strategy: str,
+    queue: str | None = None,
+    data_fingerprint: str | None = None,
 ) -> None:
     """Insert a study in state ``queued``.
+
+    Args:
+        queue: the broker queue its trials go to; None for a study of the local pool.
+        data_fingerprint: the data file's fingerprint (see :func:`core.data.fingerprint`).
 
     Raises:
         DuplicateStudy: the id exists already.
@@ -59,7 +66,8 @@ def create_study(
         s.add(
             Study(
                 id=study_id, name=name, spec_raw=spec_raw, spec=spec, spec_text=spec_text, seed=seed,
-                objective=str(objective), strategy=strategy, state=StudyState.QUEUED,
+                objective=str(objective), strategy=strategy, state=StudyState.QUEUED, queue=queue,
+                data_fingerprint=data_fingerprint,
             )
         )
 
@@ -147,8 +155,16 @@ def cancel_study(store: Store, study_id: str) -> int:
     return store.run(go)
 
 
-def idle_studies(store: Store) -> list[str]:
-    """Studies still queued or running that have no trial left queued or running (due to advance)."""
-    unfinished = select(Trial.id).where(Trial.study_id == Study.id, Trial.status.not_in(FINISHED)).exists()
-    stmt = select(Study.id).where(Study.state.in_(LIVE_STUDY), ~unfinished).order_by(Study.id)
-    return list(store.run(lambda s: s.execute(stmt).scalars().all()))
+def broker_studies(store: Store, queues: Sequence[str]) -> dict[str, str]:
+    """Live studies whose trials go to one of ``queues``: study id -> its queue, by id."""
+    stmt = (
+        select(Study.id, Study.queue)
+        .where(Study.state.in_(LIVE_STUDY), Study.queue.in_(list(queues)))
+        .order_by(Study.id)
+    )
+    return {sid: queue for sid, queue in store.run(lambda s: s.execute(stmt).all())}
+
+
+def study_queue(store: Store, study_id: str) -> str | None:
+    """The broker queue of a study's trials (None: the local pool's, or no such study)."""
+    return store.run(lambda s: s.execute(select(Study.queue).where(Study.id == study_id)).scalar())
