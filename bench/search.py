@@ -1,24 +1,32 @@
-"""Benchmark of search strategies with the real engine: best validation loss at a fixed trial budget.
+"""Benchmark of search strategies against Optuna at equal trial budgets: real training and test functions.
 
-Every strategy searches the same space with the same budget on the same data split; the only
-differences are which configurations it tries. Optuna's TPE is the outside reference (benchmark-only
-dependency). One (dataset, strategy, seed) run is a unit of work; units run in a local pool of
-single-threaded processes, each unit's trials in order (so TPE and coarse-to-fine see every earlier
-result, their best case).
+Two suites, one command each:
 
-    python bench/search.py                          # the README table (5 seeds, 48 trials, 2 datasets)
-    python bench/search.py --seeds 1 --datasets digits --strategies random,c2f   # a quick look
+    python bench/search.py real --seeds 20                 # digits and mnist1d, the real engine
+    python bench/search.py synthetic --seeds 50            # six test functions with exact regret
+    python bench/search.py real --seeds 2 --datasets digits --strategies c2f-4,tpe   # a quick look
 
-The table prints, per dataset and strategy, the median over seeds of the best validation loss, its
-min-max and interquartile range, and the mean seconds per unit.
+Strategies (``--strategies``, default all but grid and sobol):
 
-Settings (the defaults): 48 trials per run, 8 epochs with Adam, the same 80/20 split (seed 0) for every
-run; a run's seed drives its sampler and its trials' initialisation seeds. Coarse-to-fine's knobs
-(4 rounds of 12, keep_top 3, margin 0.5, random sampler within rounds) were chosen among seven variants
-on seeds 100-104; the reported table uses seeds 0-9, so the choice is not fitted to the seeds it reports.
-(On seeds 0-9, 3 rounds of 16 with keep_top 4 did about as well: differences between c2f variants are
-within the seed-to-seed spread.) Coarse-to-fine's round 0 with seed s is random search's first 12 trials
-with seed s (same stream, same trial seeds), so the two differ only by what coarse-to-fine does next.
+- ``c2f-4``, ``c2f-12``: caviar's coarse-to-fine (version 2, its defaults) in rounds of 4 and of 12;
+- ``c2f-v1``: version 1 (nested zoom) in rounds of 12, keep_top 3, margin 0.5 (the earlier tuned setting);
+- ``random`` (and ``grid``, ``sobol`` on the real suite): caviar's one-round strategies;
+- ``tpe``: Optuna's ``TPESampler`` with its defaults, asked one trial at a time (told before the next);
+- ``tpe-4``, ``tpe-12``: the same sampler asked a whole round at once (4 or 12 pending trials: Optuna's
+  constant liar), then told the round: what a pool of workers behind a round barrier gets;
+- ``gp``: Optuna's ``GPSampler`` with its defaults, one trial at a time.
+
+Every strategy sees the same space on the same scales (Optuna: ``log=True`` for log keys and log-int
+keys, ``1 − β`` on a log scale for ``one_minus_log``) and trial ``i`` of seed ``s`` trains with the same
+seed whatever the strategy, so strategies differ only in the configurations they choose. Each run takes
+the largest budget of ``--budgets``; a smaller budget's result is the best of the run's first trials (every
+strategy here plans without knowing the budget, so that is exactly a run with the smaller budget).
+A diverged trial counts as the worst result so far for Optuna, as it does for caviar's model.
+
+The tables give, per suite entry and strategy, the median best value (real: validation loss; synthetic:
+regret ``f(best) − f*``), its interquartile range, and against sequential TPE (and, for ``c2f-T``,
+against ``tpe-T``) the paired win rate over seeds (ties count half) and the two-sided Wilcoxon
+signed-rank p-value.
 """
 
 from __future__ import annotations
@@ -30,9 +38,11 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import datetime  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import multiprocessing as mp  # noqa: E402
+import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -40,14 +50,16 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.hparams import resolve  # noqa: E402
-from core.search import load_study, plan_round  # noqa: E402
+from search_functions import FUNCTIONS  # noqa: E402
 
-#: The shared search space: the issue's seven hyperparameters, on the chapter's scales (α = 10^r,
-#: β1 = 1 − 10^r, log-scale sizes). Some matter much more than others, which is the chapter's case
-#: for random over grid search (7.1.2).
+from core.hparams import resolve  # noqa: E402
+from core.search import Choice, Int, Log, OneMinusLog, SearchSpace, load_study, plan_round  # noqa: E402
+
+#: The real suite's search space: seven hyperparameters on the chapter's scales (α = 10^r,
+#: β1 = 1 − 10^r, log-scale sizes), some mattering much more than others.
 SPACE = """
 learning_rate = { log = [1e-4, 1.0] }
 beta1 = { one_minus_log = [0.8, 0.999] }
@@ -58,33 +70,40 @@ batch_size = { int = [16, 256], log = true }
 norm = { choice = ["batch", "layer", "none"] }
 """
 
-#: Held constant in every trial (epochs comes from --epochs).
-FIXED = """
-optimizer = "adam"
-"""
+#: Held constant in every real trial (epochs comes from --epochs).
+FIXED = 'optimizer = "adam"'
 
-#: Each strategy's [strategy] table for a 48-trial budget. The grid spends it as a practitioner would:
-#: 4 learning rates x 2 β1 x 2 widths x 3 norms = 48, the other keys at the centre of their range.
-KNOBS = {
+#: Each caviar strategy: (study-file strategy, [strategy] table; {budget} is the run's budget).
+CAVIAR = {
+    "c2f-4": ("coarse-to-fine", "rounds = {rounds4}\ntrials_per_round = 4"),
+    "c2f-12": ("coarse-to-fine", "rounds = {rounds12}\ntrials_per_round = 12"),
+    "c2f-v1": (
+        "coarse-to-fine",
+        "version = 1\nrounds = {rounds12}\ntrials_per_round = 12\nkeep_top = 3\nmargin = 0.5",
+    ),
+    "random": ("random", "trials = {budget}"),
+    "sobol": ("sobol", "trials = {budget}"),
+    # 4 learning rates x 2 beta1 x 2 widths x 3 norms = 48, the other keys at their centre (real suite only).
     "grid": (
-        "points_per_dim = {{ learning_rate = 4, beta1 = 2, hidden_units = 2, layers = 1, lr_decay = 1, "
-        "batch_size = 1 }}"
-    ),
-    "random": "trials = {budget}",
-    "sobol": "trials = {budget}",
-    "c2f": (
-        "rounds = {rounds}\ntrials_per_round = {per_round}\nkeep_top = {keep_top}\nmargin = {margin}\n"
-        'sampler = "{sampler}"'
-    ),
-    "c2f-important": (
-        "rounds = {rounds}\ntrials_per_round = {per_round}\nkeep_top = {keep_top}\nmargin = {margin}\n"
-        'sampler = "{sampler}"\nnarrow = "important"'
+        "grid",
+        "points_per_dim = { learning_rate = 4, beta1 = 2, hidden_units = 2, layers = 1, lr_decay = 1, "
+        "batch_size = 1 }",
     ),
 }
-STRATEGY_NAME = {"c2f": "coarse-to-fine", "c2f-important": "coarse-to-fine"}
-ALL = ("grid", "random", "sobol", "c2f", "c2f-important", "tpe")
+#: Optuna strategies: (sampler, trials asked per round).
+OPTUNA = {"tpe": ("tpe", 1), "tpe-4": ("tpe", 4), "tpe-12": ("tpe", 12), "gp": ("gp", 1)}
+ALL = ("c2f-4", "c2f-12", "c2f-v1", "random", "tpe", "tpe-4", "tpe-12", "gp", "sobol", "grid")
+DEFAULT = ("c2f-4", "c2f-12", "c2f-v1", "random", "tpe", "tpe-4", "tpe-12", "gp")
+#: The paired reference of each strategy besides sequential TPE (equal round size).
+PEER = {"c2f-4": "tpe-4", "c2f-12": "tpe-12"}
+
+#: Loss of a diverged real trial until a finished one exists (chance level for 10 classes).
+CHANCE_LOSS = math.log(10.0)
 
 _data_cache: dict[str, Any] = {}
+
+
+# --- what a trial is, per suite ----------------------------------------------------------------------
 
 
 def dataset(name: str):
@@ -96,40 +115,60 @@ def dataset(name: str):
     return _data_cache[name]
 
 
-def study_text(name: str, strategy: str, seed: int, args: argparse.Namespace) -> str:
-    knobs = KNOBS[strategy].format(
-        budget=args.budget, rounds=args.rounds, per_round=args.budget // args.rounds, keep_top=args.keep_top,
-        margin=args.margin, sampler=args.sampler,
-    )
-    return (
-        f'[study]\nname = "bench"\ndataset = "{name}"\nobjective = "val_loss"\n'
-        f'strategy = "{STRATEGY_NAME.get(strategy, strategy)}"\nseed = {seed}\n'
-        f"[strategy]\n{knobs}\n[fixed]\nepochs = {args.epochs}\n{FIXED}\n[space]\n{SPACE}"
-    )
-
-
-def evaluate(params: dict[str, Any], fixed: dict[str, Any], data, trial_seed: int) -> float:
-    """Train one configuration; its final validation loss (NaN when it diverged)."""
-    from core.nn import train
-
-    config = resolve({**fixed, **params, "seed": trial_seed})
-    result = train(config, data)
-    return result.val_loss if result.status == "complete" else math.nan
-
-
 def trial_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index, 7]).generate_state(1)[0] % (2**31 - 1))
 
 
-def run_caviar(name: str, strategy: str, seed: int, args: argparse.Namespace) -> list[float]:
-    spec = load_study(study_text(name, strategy, seed, args))
-    data = dataset(name)
+class Task:
+    """One (suite entry, seed): the space, the fixed keys, and a trial's value (smaller is better)."""
+
+    def __init__(self, suite: str, entry: str, seed: int, epochs: int) -> None:
+        self.suite, self.entry, self.seed, self.epochs = suite, entry, seed, epochs
+        if suite == "real":
+            self.space_text = SPACE
+            self.fixed_text = f"epochs = {epochs}\n{FIXED}"
+        else:
+            fn = FUNCTIONS[entry]
+            self.space_text = "\n".join(f"{k} = {_toml(v)}" for k, v in fn.space().to_dict().items())
+            self.fixed_text = ""
+
+    def study(self, strategy: str, table: str) -> str:
+        source = f'dataset = "{self.entry}"' if self.suite == "real" else 'dataset = "iris"'
+        return (
+            f'[study]\nname = "bench"\n{source}\nobjective = "val_loss"\nstrategy = "{strategy}"\n'
+            f"seed = {self.seed}\n[strategy]\n{table}\n[fixed]\n{self.fixed_text}\n"
+            f"[space]\n{self.space_text}\n"
+        )
+
+    def value(self, params: dict[str, Any], fixed: dict[str, Any], index: int) -> float:
+        """Real: the final validation loss (NaN when diverged); synthetic: the regret."""
+        if self.suite == "synthetic":
+            return FUNCTIONS[self.entry].regret(params)
+        from core.nn import train
+
+        config = resolve({**fixed, **params, "seed": trial_seed(self.seed, index)})
+        result = train(config, dataset(self.entry))
+        return result.val_loss if result.status == "complete" else math.nan
+
+
+def _toml(table: dict[str, Any]) -> str:
+    (kind, bounds), *_ = table.items()
+    return "{ " + f"{kind} = [{bounds[0]!r}, {bounds[1]!r}]" + " }"
+
+
+# --- running a strategy ------------------------------------------------------------------------------
+
+
+def run_caviar(task: Task, name: str, budget: int) -> list[float]:
+    strategy, table = CAVIAR[name]
+    table = table.format(budget=budget, rounds4=math.ceil(budget / 4), rounds12=math.ceil(budget / 12))
+    spec = load_study(task.study(strategy, table))
     previous: list[list[tuple[dict, float]]] = []
     values: list[float] = []
     while (plan := plan_round(spec, previous)) is not None:
         results = []
         for t in plan.trials:
-            v = evaluate(t, spec.fixed, data, trial_seed(seed, len(values)))
+            v = task.value(t, spec.fixed, len(values))
             values.append(v)
             results.append((t, v))
         previous.append(results)
@@ -138,8 +177,6 @@ def run_caviar(name: str, strategy: str, seed: int, args: argparse.Namespace) ->
 
 def suggest(trial, key: str, d) -> Any:
     """The same scales in Optuna's terms: log α, log (1 − β), log-scale integers, categorical choices."""
-    from core.search import Choice, Int, Log, OneMinusLog
-
     if isinstance(d, Log):
         return trial.suggest_float(key, d.low, d.high, log=True)
     if isinstance(d, OneMinusLog):
@@ -151,103 +188,193 @@ def suggest(trial, key: str, d) -> Any:
     return trial.suggest_float(key, d.low, d.high)
 
 
-def run_tpe(name: str, seed: int, args: argparse.Namespace) -> list[float]:
+def run_optuna(task: Task, name: str, budget: int) -> list[float]:
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    spec = load_study(study_text(name, "random", seed, args))  # for the fixed keys and the space's bounds
-    dims = spec.space.dims
-    data = dataset(name)
-    sampler = optuna.samplers.TPESampler(seed=seed)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    kind, per_round = OPTUNA[name]
+    spec = load_study(task.study("random", "trials = 1"))  # for the space and the fixed keys
+    space: SearchSpace = spec.space
+    sampler = (
+        optuna.samplers.GPSampler(seed=task.seed)
+        if kind == "gp"
+        else optuna.samplers.TPESampler(seed=task.seed)
+    )
     study = optuna.create_study(direction="minimize", sampler=sampler)
     values: list[float] = []
-    for _ in range(args.budget):
-        trial = study.ask()
-        params = {k: suggest(trial, k, d) for k, d in dims.items()}
-        v = evaluate(params, spec.fixed, data, trial_seed(seed, len(values)))
-        values.append(v)
-        # Optuna treats NaN as a failed trial; diverged is the worst result, as in caviar.
-        study.tell(trial, v if math.isfinite(v) else 1e6)
+    while len(values) < budget:
+        asked = [study.ask() for _ in range(min(per_round, budget - len(values)))]
+        configs = [{k: suggest(t, k, d) for k, d in space.dims.items()} for t in asked]
+        for trial, params in zip(asked, configs, strict=True):
+            v = task.value(params, spec.fixed, len(values))
+            values.append(v)
+            finite = [x for x in values if math.isfinite(x)]
+            # A diverged trial is the worst result so far (NaN would make Optuna ignore it).
+            study.tell(trial, v if math.isfinite(v) else max(finite, default=CHANCE_LOSS))
     return values
 
 
-def unit(job: tuple[str, str, int, argparse.Namespace]) -> dict[str, Any]:
-    name, strategy, seed, args = job
+def unit(job: tuple[str, str, str, int, int, int]) -> dict[str, Any]:
+    suite, entry, strategy, seed, budget, epochs = job
+    task = Task(suite, entry, seed, epochs)
     start = time.perf_counter()
-    values = run_tpe(name, seed, args) if strategy == "tpe" else run_caviar(name, strategy, seed, args)
-    finite = [v for v in values if math.isfinite(v)]
+    values = run_optuna(task, strategy, budget) if strategy in OPTUNA else run_caviar(task, strategy, budget)
     return {
-        "dataset": name, "strategy": strategy, "seed": seed, "trials": len(values),
-        "diverged": len(values) - len(finite), "best": min(finite) if finite else math.nan,
+        "stopped": len(values) < budget,
+        "suite": suite,
+        "entry": entry,
+        "strategy": strategy,
+        "seed": seed,
+        "values": values,
         "seconds": time.perf_counter() - start,
     }
 
 
-def table(rows: list[dict[str, Any]], strategies: list[str], datasets: list[str]) -> str:
-    lines = [
-        f"{'dataset':8} {'strategy':14} {'median':>8} {'min':>8} {'max':>8} {'IQR':>8} {'trials':>6} "
-        f"{'div':>4} {'s/unit':>7}"
-    ]
-    for d in datasets:
-        for s in strategies:
-            sel = [r for r in rows if r["dataset"] == d and r["strategy"] == s]
-            if not sel:
-                continue
-            best = np.array([r["best"] for r in sel])
-            q1, q3 = np.percentile(best, [25, 75])
-            lines.append(
-                f"{d:8} {s:14} {np.median(best):8.4f} {best.min():8.4f} {best.max():8.4f} {q3 - q1:8.4f} "
-                f"{np.mean([r['trials'] for r in sel]):6.0f} {np.mean([r['diverged'] for r in sel]):4.1f} "
-                f"{np.mean([r['seconds'] for r in sel]):7.1f}"
-            )
+# --- statistics and tables ---------------------------------------------------------------------------
+
+
+def best_within(values: list[float], budget: int) -> float:
+    finite = [v for v in values[:budget] if math.isfinite(v)]
+    return min(finite) if finite else math.inf
+
+
+def paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Win rate of ``a`` over ``b`` (smaller wins, ties half) and the two-sided Wilcoxon p-value."""
+    from scipy.stats import wilcoxon
+
+    wins = float(np.mean((a < b) + 0.5 * (a == b)))
+    diff = a - b
+    if not np.any(diff != 0):
+        return wins, 1.0
+    return wins, float(wilcoxon(a, b, zero_method="wilcox").pvalue)
+
+
+def table(
+    rows: list[dict[str, Any]], entries: list[str], strategies: list[str], budgets: list[int], suite: str
+) -> str:
+    fmt = "{:.4f}" if suite == "real" else "{:.3g}"
+    entry = "dataset" if suite == "real" else "function"
+    head = f"| budget | {entry} | strategy | median | IQR | vs TPE: wins | p | vs TPE same round: wins | p |"
+    head += " s/run |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for budget in budgets:
+        for e in entries:
+            best: dict[str, dict[int, float]] = {}
+            secs: dict[str, float] = {}
+            for s in strategies:
+                # Runs long enough for this budget (a study that stopped early, e.g. exhausted, counts
+                # as long enough); of two runs of one seed (tables merged from several files), the longer.
+                sel = [
+                    r for r in rows
+                    if r["entry"] == e and r["strategy"] == s
+                    and (len(r["values"]) >= budget or r.get("stopped"))
+                ]
+                sel.sort(key=lambda r: len(r["values"]))
+                best[s] = {r["seed"]: best_within(r["values"], budget) for r in sel}
+                secs[s] = float(np.mean([r["seconds"] for r in sel])) if sel else math.nan
+            for s in strategies:
+                if not best[s]:
+                    continue
+                v = np.array(list(best[s].values()))
+                q1, med, q3 = np.percentile(v, [25, 50, 75])
+                cells = [str(budget), e, s, fmt.format(med), fmt.format(q3 - q1)]
+                for ref in ("tpe", PEER.get(s)):
+                    common = sorted(set(best[s]) & set(best.get(ref, {}))) if ref and ref != s else []
+                    if common:
+                        wins, p = paired(
+                            np.array([best[s][k] for k in common]), np.array([best[ref][k] for k in common])
+                        )
+                        cells += [f"{wins:.2f}", f"{p:.2g}"]
+                    else:
+                        cells += ["", ""]
+                cells.append(f"{secs[s]:.0f}")
+                lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "table":
+        return print_tables(argv[1:])
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--datasets", default="digits,mnist1d")
-    p.add_argument("--strategies", default=",".join(ALL))
-    p.add_argument("--seeds", type=int, default=5, help="N seeds per (dataset, strategy)")
-    p.add_argument("--first-seed", dest="first_seed", type=int, default=0,
-                   help="seeds first..first+N-1 (tune on other seeds than the ones you report)")
-    p.add_argument("--budget", type=int, default=48, help="trials per run (grid is fixed at 48)")
-    p.add_argument("--rounds", type=int, default=4, help="coarse-to-fine rounds (budget split evenly)")
-    p.add_argument("--keep-top", dest="keep_top", type=int, default=3)
-    p.add_argument("--margin", type=float, default=0.5)
-    p.add_argument("--sampler", default="random", choices=("random", "sobol"), help="c2f's sampler per round")
-    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("suite", choices=("real", "synthetic"))
+    p.add_argument("--datasets", default="digits,mnist1d", help="real suite: datasets")
+    p.add_argument("--functions", default=",".join(FUNCTIONS), help="synthetic suite: test functions")
+    p.add_argument("--strategies", default=",".join(DEFAULT), help=f"some of {', '.join(ALL)}")
+    p.add_argument("--seeds", type=int, default=20, help="N seeds per (entry, strategy)")
+    p.add_argument(
+        "--first-seed",
+        dest="first_seed",
+        type=int,
+        default=0,
+        help="seeds first..first+N-1 (tune on other seeds than the ones you report)",
+    )
+    p.add_argument("--budgets", default="48,96", help="trial budgets (each run takes the largest)")
+    p.add_argument("--epochs", type=int, default=8, help="real suite: epochs per trial")
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--json", type=Path, help="also write every unit's result here")
+    p.add_argument("--json", type=Path, help="also write every run's values here")
     args = p.parse_args(argv)
-    datasets, strategies = args.datasets.split(","), args.strategies.split(",")
+    strategies = args.strategies.split(",")
     for s in strategies:
         if s not in ALL:
             p.error(f"unknown strategy {s}; expected some of {', '.join(ALL)}")
+    budgets = sorted(int(b) for b in args.budgets.split(","))
+    entries = (args.datasets if args.suite == "real" else args.functions).split(",")
+    if args.suite == "real":
+        from core.nn import warmup
 
-    from core.nn import warmup
-
-    warmup(("float32",))  # compile (or load) kernels once, before forking
-    for d in datasets:
-        dataset(d)
+        warmup(("float32",))  # compile (or load) kernels once, before forking
+        for d in entries:
+            dataset(d)
+    elif "grid" in strategies:
+        p.error("grid is for the real suite (its table names the real keys)")
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    jobs = [(d, s, seed, args) for seed in seeds for d in datasets for s in strategies]
-    # Longest units first (mnist1d, and TPE whose sampler costs grow with trials), to balance the pool.
-    jobs.sort(key=lambda j: (j[0] != "mnist1d", j[1] != "tpe"))
+    jobs = [
+        (args.suite, e, s, seed, budgets[-1], args.epochs)
+        for seed in seeds
+        for e in entries
+        for s in strategies
+    ]
+    # Slowest units first (GP, then mnist1d), to balance the pool.
+    jobs.sort(key=lambda j: (j[2] != "gp", j[1] != "mnist1d"))
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
     with mp.get_context("fork").Pool(args.workers) as pool:
         for row in pool.imap_unordered(unit, jobs):
             rows.append(row)
-            print(f"  {row['dataset']:8} {row['strategy']:14} seed {row['seed']}: best {row['best']:.4f} "
-                  f"({row['seconds']:.0f} s)", file=sys.stderr, flush=True)
-    print(f"# bench/search.py {' '.join(sys.argv[1:])}")
-    print(f"# {args.budget} trials per run, {args.seeds} seeds, {args.epochs} epochs, adam; "
-          f"c2f {args.rounds} rounds keep_top {args.keep_top} margin {args.margin} "
-          f"sampler {args.sampler}; seeds {args.first_seed}..{args.first_seed + args.seeds - 1}; "
-          f"{args.workers} processes; {time.perf_counter() - start:.0f} s")
-    print(table(rows, strategies, datasets))
+            print(
+                f"  {row['entry']:16} {row['strategy']:8} seed {row['seed']:3}: "
+                f"best {best_within(row['values'], budgets[-1]):.4g} ({row['seconds']:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+    import optuna
+
+    print(f"# bench/search.py {' '.join(argv)}")
+    print(
+        f"# {datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{args.workers} processes, {time.perf_counter() - start:.0f} s; optuna {optuna.__version__}; "
+        f"seeds {args.first_seed}..{args.first_seed + args.seeds - 1}"
+        + (f"; {args.epochs} epochs of adam" if args.suite == "real" else "")
+    )
+    print(table(rows, entries, strategies, budgets, args.suite))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+        args.json.write_text(json.dumps({"argv": argv, "budgets": budgets, "rows": rows}))
+
+
+def print_tables(paths: list[str]) -> None:
+    """``python bench/search.py table A.json B.json ...``: one table from several runs' ``--json`` files
+    (e.g. the same suite run on two ranges of seeds)."""
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    rows = [r for run in runs for r in run["rows"]]
+    budgets = sorted({b for run in runs for b in run["budgets"]})
+    for run in runs:
+        print(f"# bench/search.py {' '.join(run['argv'])}")
+    suite = rows[0]["suite"]
+    entries = list(dict.fromkeys(r["entry"] for r in rows))
+    strategies = [s for s in ALL if any(r["strategy"] == s for r in rows)]
+    print(table(rows, entries, strategies, budgets, suite))
 
 
 if __name__ == "__main__":

@@ -70,11 +70,11 @@ def study_spec(store: Store, study_id: str) -> Any:
         spec = _specs.get(study_id)
     if spec is not None:
         return spec
-    from core.search import parse_study
+    from core.search import parse_stored
 
     study = studies.require_study(store, study_id)
-    # The normalised spec round-trips through parse_study and keeps data paths resolved.
-    spec = parse_study(study.spec)
+    # The normalised spec round-trips through parse_stored and keeps data paths resolved.
+    spec = parse_stored(study.spec)
     with _specs_lock:
         _specs[study_id] = spec
     return spec

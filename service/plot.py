@@ -1,8 +1,12 @@
-"""The study picture: the objective against each searched hyperparameter, and the best learning curves.
+"""The study picture: the objective against each searched hyperparameter, the best learning curves, and
+the regions round by round.
 
-Points are coloured by round and each round's region is drawn as a band of the same colour, so the
-zoom of coarse-to-fine is visible at a glance; axes follow each distribution's scale (log for ``log``
-and log-``int``; ``one_minus_log`` is drawn as 1 − value on a log axis); the best trial is a star.
+Points are coloured by round; axes follow each distribution's scale (log for ``log`` and log-``int``;
+``one_minus_log`` is drawn as 1 − value on a log axis); the best trial is a star. For every numeric
+hyperparameter a "regions" panel draws each round's region as a bar at that round's height, with the
+round's trials on it and the best trial so far marked, so a coarse-to-fine study shows its region
+moving, shrinking, growing again and restarting. With a few rounds the regions are also drawn as
+bands behind the points.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ __all__ = ["plot_study", "TOP_CURVES"]
 
 #: Learning curves drawn (the best trials by the objective).
 TOP_CURVES = 5
+#: Up to this many rounds, regions are also shaded behind the objective panels' points.
+MAX_BANDED_ROUNDS = 4
 
 
 def _axis_values(kind: str, values: list[Any]) -> list[Any]:
@@ -48,7 +54,8 @@ def plot_study(store: Store, study_id: str, path: Path) -> Path:
     best = ranked[0] if ranked else None
 
     dims = spec.space.dims
-    n_panels = len(dims) + 1
+    numeric = [name for name, d in dims.items() if d.kind != "choice"] if round_rows else []
+    n_panels = len(dims) + 1 + len(numeric)
     cols = min(3, n_panels)
     nrows = math.ceil(n_panels / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(5.2 * cols, 4.0 * nrows), squeeze=False)
@@ -75,7 +82,7 @@ def plot_study(store: Store, study_id: str, path: Path) -> Path:
             ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
             ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         # Regions as bands, widest (round 0) at the back; for choices, a band on each kept choice.
-        for r in round_rows:
+        for r in round_rows if len(round_rows) <= MAX_BANDED_ROUNDS else ():
             bounds = r.region.get(name)
             if not isinstance(bounds, list):
                 continue
@@ -133,6 +140,8 @@ def plot_study(store: Store, study_id: str, path: Path) -> Path:
     ax.grid(True, alpha=0.25, which="both")
     if top:
         ax.legend(fontsize=8, loc="best")
+    for ax, name in zip(list(axes.flat)[len(dims) + 1 :], numeric, strict=False):
+        _regions_panel(ax, name, dims[name], round_rows, done, objective, colour)
     for extra in list(axes.flat)[n_panels:]:
         extra.axis("off")
 
@@ -150,9 +159,49 @@ def plot_study(store: Store, study_id: str, path: Path) -> Path:
     if best is not None:
         title += f"; best {best[objective]:.4g}"
     fig.suptitle(title, x=0.01, ha="left", fontsize=11)
-    fig.text(0.01, 0.005, "shaded bands: the region each round searched (same colour as its points)",
-             fontsize=8, color="0.35")
+    note = "regions panels: each round's region as a bar, its trials as dots, the best so far as a red tick"
+    if len(round_rows) <= MAX_BANDED_ROUNDS:
+        note += "; shaded bands: the same regions"
+    fig.text(0.01, 0.005, note, fontsize=8, color="0.35")
     fig.tight_layout(rect=(0, 0.02, 1, 0.94))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _regions_panel(ax: Any, name: str, dist: Any, round_rows: list[Any], done: list[dict[str, Any]],
+                   objective: Objective, colour: dict[int, Any]) -> None:
+    """One hyperparameter's regions, a bar per round (round 0 at the top), with the round's trials."""
+    from matplotlib import ticker
+
+    kind = dist.kind
+    if kind in ("log", "one_minus_log") or (kind == "int" and getattr(dist, "log", False)):
+        ax.set_xscale("log")
+    if kind == "int" and getattr(dist, "log", False):
+        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    whole = sorted(_axis_values(kind, dist.region()))
+    best_so_far: dict[str, Any] | None = None
+    for r in round_rows:
+        k = r.round_index
+        bounds = r.region.get(name)
+        if isinstance(bounds, list) and len(bounds) == 2:
+            lo, hi = sorted(_axis_values(kind, bounds))
+            ax.plot([lo, hi], [k, k], color=colour[k], lw=7, alpha=0.35, solid_capstyle="butt")
+        pts = [t for t in done if t["round_index"] == k]
+        if pts:
+            ax.scatter(_axis_values(kind, [t["params"].get(name) for t in pts]), [k] * len(pts), s=14,
+                       color=colour[k], edgecolors="black", linewidths=0.3, zorder=3)
+        for t in pts:
+            if best_so_far is None or objective.better(t[objective], best_so_far[objective]):
+                best_so_far = t
+        if best_so_far is not None:
+            bx = _axis_values(kind, [best_so_far["params"].get(name)])[0]
+            ax.plot([bx, bx], [k - 0.4, k + 0.4], color="crimson", lw=1.6, zorder=4)
+    ax.set_xlim(*whole)
+    ax.set_ylim(len(round_rows) - 0.5, -0.5)
+    ax.set_ylabel("round")
+    label = f"1 − {name}" if kind == "one_minus_log" else name
+    ax.set_xlabel(f"{label}: region per round")
+    ax.grid(True, axis="x", alpha=0.25, which="both")

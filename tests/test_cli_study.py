@@ -28,6 +28,7 @@ seed = 11
 rounds = 2
 trials_per_round = 4
 keep_top = 2
+startup = 4
 
 [fixed]
 epochs = {epochs}
@@ -111,6 +112,15 @@ def test_run_then_every_read_command(tmp_path: Path, any_db_url: str) -> None:
 
     caviar("plot", sid, "-o", str(tmp_path / "study.png"), cwd=tmp_path, db=any_db_url)
     assert (tmp_path / "study.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_draws_the_study_with_plot_and_refuses_a_bad_picture_name(tmp_path: Path) -> None:
+    study_file = tmp_path / "study.toml"
+    study_file.write_text(STUDY.format(epochs=1).replace("rounds = 2", "rounds = 1"))
+    proc = caviar("run", str(study_file), "-w", "1", "--plot", "nope.jpg", cwd=tmp_path, check=2)
+    assert "--plot" in proc.stderr and ".png" in proc.stderr and not (tmp_path / "caviar.db").exists()
+    proc = caviar("run", str(study_file), "-w", "1", "--plot", str(tmp_path / "s.png"), cwd=tmp_path)
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "wrote" in proc.stderr
 
 
 def test_unknown_study_exits_2_listing_ids(tmp_path: Path) -> None:

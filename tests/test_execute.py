@@ -289,3 +289,24 @@ def test_a_data_file_changed_under_a_running_study_is_refused(tmp_path: Path) ->
     execute_trial(store, ids[0], worker="w")
     row = reads.trial(store, ids[0])
     assert row.status == "failed" and "changed" in row.error and "flowers.csv" in row.error
+
+
+def test_a_study_stored_before_coarse_to_fine_v2_resumes_with_the_nested_zoom(any_db_url: str) -> None:
+    # Given a coarse-to-fine study whose stored spec has no "version" (written before version 2 existed)
+    from core.search import plan_round
+    from service.store.models import Study
+
+    store = open_store(any_db_url)
+    v1 = load_study(IRIS.replace("keep_top = 2", "keep_top = 2\nversion = 1"))
+    study_id, _ids = submit(store, load_study(IRIS))
+    with store.session() as s:
+        row = s.get(Study, study_id)
+        old = {**row.spec, "strategy": {k: v for k, v in row.spec["strategy"].items() if k != "version"}}
+        row.spec = old
+    orchestrate._specs.pop(study_id, None)
+    # When any process reads it back, it plans with version 1, as the study was planned when it began
+    spec = orchestrate.study_spec(store, study_id)
+    assert spec.options["version"] == 1
+    results = [[(t, float(t["learning_rate"])) for t in plan_round(v1, []).trials]]
+    assert plan_round(spec, results).region == plan_round(v1, results).region
+    assert plan_round(spec, results).trials == plan_round(v1, results).trials

@@ -29,7 +29,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 RUNS = int(os.environ.get("CAVIAR_FAULT_MIX_RUNS", "1"))
 
-#: Two rounds of six trials of a second or two each (digits, 60 epochs), so rounds advance under faults.
+#: Two rounds of six trials of a second or two each (digits, 60 epochs), so rounds advance under faults;
+#: round 1 is chosen by coarse-to-fine's model (startup = one round).
 STUDY = """
 [study]
 name = "mix"
@@ -42,6 +43,7 @@ seed = {seed}
 rounds = 2
 trials_per_round = 6
 keep_top = 2
+startup = 6
 
 [fixed]
 epochs = {epochs}

@@ -93,10 +93,11 @@ def unit_width(space: SearchSpace, region: dict) -> float:
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_coarse_to_fine_regions_contain_the_optimum_and_shrink(seed):
-    # Zooming is greedy: with keep_top = 5 of 24 and margin 0.5 the optimum fell outside a region for
-    # about 1 seed in 8 of this bowl; keep_top = 8 of 32 and margin 0.5 kept it in 40 seeds of 40.
-    spec = load_study(study(knobs="rounds = 4\ntrials_per_round = 32\nkeep_top = 8\nmargin = 0.5", seed=seed))
+def test_coarse_to_fine_v1_regions_contain_the_optimum_and_shrink(seed):
+    # Version 1's zooming is greedy: with keep_top = 5 of 24 and margin 0.5 the optimum fell outside a
+    # region for about 1 seed in 8 of this bowl; keep_top = 8 of 32 and margin 0.5 kept it in 40 seeds of 40.
+    knobs = "version = 1\nrounds = 4\ntrials_per_round = 32\nkeep_top = 8\nmargin = 0.5"
+    spec = load_study(study(knobs=knobs, seed=seed))
     plans, previous = run(spec)
     assert [p.index for p in plans] == [0, 1, 2, 3]
     volumes = [unit_width(spec.space, p.region) for p in plans]
@@ -150,7 +151,9 @@ def test_exhausted_discrete_region_proposes_fewer_then_stops():
 
 def test_diverged_trials_count_as_worst():
     # Given half the trials diverge (NaN) exactly where the learning rate is high
-    spec = load_study(study(knobs="rounds = 2\ntrials_per_round = 16\nkeep_top = 4\nmargin = 0.1"))
+    spec = load_study(
+        study(knobs="version = 1\nrounds = 2\ntrials_per_round = 16\nkeep_top = 4\nmargin = 0.1")
+    )
     first = plan_round(spec, [])
     results = [(t, math.nan if t["learning_rate"] > 1e-2 else synthetic(t)) for t in first.trials]
     assert any(math.isnan(v) for _, v in results)
@@ -161,7 +164,7 @@ def test_diverged_trials_count_as_worst():
 
 def test_val_accuracy_is_maximized():
     spec = load_study(
-        study(objective="val_accuracy", knobs="rounds = 2\ntrials_per_round = 16\nkeep_top = 3")
+        study(objective="val_accuracy", knobs="version = 1\nrounds = 2\ntrials_per_round = 16\nkeep_top = 3")
     )
     first = plan_round(spec, [])
     accuracy = [(t, 1.0 / (1.0 + synthetic(t))) for t in first.trials]
@@ -193,12 +196,12 @@ def test_patience_stops_a_study_without_improvement():
 def test_collapse_stops_a_study():
     space = {"layers": {"int": [1, 8]}, "norm": {"choice": ["batch", "none"]}}
     spec = load_study(
-        study(knobs="rounds = 10\ntrials_per_round = 4\nkeep_top = 1\nmargin = 0.0", space=space)
+        study(knobs="version = 1\nrounds = 10\ntrials_per_round = 4\nkeep_top = 1\nmargin = 0.0", space=space)
     )
     plans, _ = run(spec, objective=lambda p: abs(p["layers"] - 3) + (p["norm"] == "none"))
     # keep_top = 1 and no margin: round 1's region is round 0's best configuration alone, already evaluated
     assert len(plans) == 1
-    c2f = CoarseToFine(spec.space, rounds=10, trials_per_round=4, keep_top=1, margin=0.0, seed=0)
+    c2f = CoarseToFine(spec.space, rounds=10, trials_per_round=4, keep_top=1, margin=0.0, seed=0, version=1)
     trials = c2f.next_round([])
     while trials:
         trials = c2f.next_round([(t, abs(t["layers"] - 3) + (t["norm"] == "none")) for t in trials])
@@ -290,13 +293,16 @@ def test_defaults_are_written_once_and_the_parser_uses_them():
         "random": {"trials": 32},
         "sobol": {"trials": 32},
         "coarse-to-fine": {
-            "rounds": 3,
-            "trials_per_round": 16,
+            "rounds": 12,
+            "trials_per_round": 4,
             "keep_top": 4,
             "margin": 0.25,
             "patience": None,
             "narrow": "all",
             "sampler": "random",
+            "version": 2,
+            "startup": None,
+            "top": 0.2,
         },
     }
     assert C2FOptions is CoarseToFineOptions

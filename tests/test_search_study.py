@@ -81,10 +81,13 @@ BAD = [
     ),
     (
         "keep_top > trials_per_round",
-        edit("keep_top = 4", "keep_top = 17"),
+        edit("keep_top = 4", "keep_top = 17\nversion = 1"),
         "[strategy] keep_top",
         "trials_per_round",
     ),
+    ("unknown version", edit("keep_top = 4", "keep_top = 4\nversion = 3"), "[strategy] version", "[1, 2]"),
+    ("zero startup", edit("keep_top = 4", "keep_top = 4\nstartup = 0"), "[strategy] startup", "integer"),
+    ("top above 1", edit("keep_top = 4", "keep_top = 4\ntop = 1.5"), "[strategy] top", "[0.01, 1]"),
     ("negative margin", edit("margin = 0.25", "margin = -0.1"), "[strategy] margin", "[0, 10]"),
     ("bad narrow", edit("margin = 0.25", 'margin = 0.25\nnarrow = "some"'), "[strategy] narrow", "important"),
     ("zero rounds", edit("rounds = 3", "rounds = 0"), "[strategy] rounds", "integer"),
@@ -211,6 +214,9 @@ def test_validate_summary_shows_the_options_the_run_uses():
         "patience": None,
         "narrow": "all",
         "sampler": "random",
+        "version": 2,
+        "startup": None,
+        "top": 0.2,
     }
     assert (info["objective"], info["direction"], info["budget"]) == ("val_loss", "minimize", 48)
     assert type(info["objective"]) is str

@@ -35,7 +35,7 @@ from core.search.strategies import (
     Strategy,
     grid_points,
 )
-from core.search.study import STRATEGIES, StudySpec, load_study, parse_study
+from core.search.study import STRATEGIES, StudySpec, load_study, parse_stored, parse_study
 
 __all__ = [
     "Distribution",
@@ -49,6 +49,7 @@ __all__ = [
     "StudySpec",
     "load_study",
     "parse_study",
+    "parse_stored",
     "STRATEGIES",
     "OBJECTIVES",
     "Objective",

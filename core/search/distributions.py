@@ -61,6 +61,14 @@ class Distribution(ABC):
             margin: fraction of the span added on each side (0 keeps the exact span).
         """
 
+    def window(self, low: float, high: float) -> Distribution:
+        """The sub-distribution of the values whose unit coordinate lies in ``[low, high]``.
+
+        A ``choice`` is unordered and returns itself; an ``int`` keeps every integer whose bucket meets
+        the interval.
+        """
+        return self
+
     @abstractmethod
     def region(self) -> list[Any]:
         """JSON-safe description: ``[low, high]`` in parameter units, or the list of choices."""
@@ -129,6 +137,9 @@ class _Continuous(Distribution):
         units = [self.to_unit(v) for v in values]
         lo, hi = _widen(min(units), max(units), margin, 0.0, 1.0)
         return type(self)(self.from_unit(lo), self.from_unit(hi))
+
+    def window(self, low: float, high: float) -> Distribution:
+        return type(self)(self.from_unit(low), self.from_unit(high))
 
     def region(self) -> list[Any]:
         return [self.low, self.high]
@@ -226,6 +237,9 @@ class Int(Distribution):
         new_low = max(self.low, math.floor(self._inv(lo) + 1e-9))
         new_high = min(self.high, math.ceil(self._inv(hi) - 1e-9))
         return Int(new_low, max(new_low, new_high), self.log)
+
+    def window(self, low: float, high: float) -> Distribution:
+        return Int(self.from_unit(low), self.from_unit(high), self.log)
 
     def region(self) -> list[Any]:
         return [self.low, self.high]

@@ -186,6 +186,23 @@ class SearchSpace:
             {k: d.narrow([p[k] for p in top], margin) if k in keep else d for k, d in self.dims.items()}
         )
 
+    def window(self, low: Sequence[float], high: Sequence[float]) -> SearchSpace:
+        """The box ``[low, high]`` of the unit cube (shape ``(d,)`` each) as a region in parameter units.
+
+        Every point of the box maps (:meth:`from_unit`) into the region; a ``choice`` stays whole.
+
+        Example:
+            >>> space = SearchSpace.from_dict({"learning_rate": {"log": [1e-4, 1e-0]}})
+            >>> space.window([0.25], [0.5]).region()
+            {'learning_rate': [0.001, 0.01]}
+        """
+        return SearchSpace(
+            {
+                k: d.window(float(lo), float(hi))
+                for (k, d), lo, hi in zip(self.dims.items(), low, high, strict=True)
+            }
+        )
+
     @property
     def collapsed(self) -> bool:
         """True when the region holds a single configuration."""

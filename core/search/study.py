@@ -30,10 +30,13 @@ from core.search.objective import OBJECTIVES, Objective
 from core.search.proposal import SAMPLERS
 from core.search.space import SearchSpace
 from core.search.strategies import STRATEGY_TYPES, Strategy
-from core.search.strategies.coarse_to_fine import NARROW
+from core.search.strategies.coarse_to_fine import NARROW, VERSIONS
 from core.search.strategies.grid import grid_size
 
-__all__ = ["StudySpec", "load_study", "parse_study", "STRATEGIES", "OBJECTIVES", "SECTIONS", "MAX_TRIALS"]
+__all__ = [
+    "StudySpec", "load_study", "parse_study", "parse_stored", "STRATEGIES", "OBJECTIVES", "SECTIONS",
+    "MAX_TRIALS",
+]
 
 #: The sections of a study file, in order.
 SECTIONS = ("study", "strategy", "fixed", "space")
@@ -298,13 +301,18 @@ def _parse_options(strategy: str, given: dict[str, Any], space: SearchSpace) -> 
     else:
         o["rounds"] = _int(f"{f}rounds", o["rounds"], 1, 1000)
         o["trials_per_round"] = _int(f"{f}trials_per_round", o["trials_per_round"], 1, MAX_TRIALS)
+        o["version"] = _int(f"{f}version", o["version"], min(VERSIONS), max(VERSIONS))
         o["keep_top"] = _int(f"{f}keep_top", o["keep_top"], 1)
-        if o["keep_top"] > o["trials_per_round"]:
+        # Version 1 zooms onto the keep_top best trials, so a round must be able to supply them.
+        if o["version"] == 1 and o["keep_top"] > o["trials_per_round"]:
             raise BadInput(
                 f"{f}keep_top",
                 o["keep_top"],
-                f"expected an integer in [1, trials_per_round = {o['trials_per_round']}]",
+                f"expected an integer in [1, trials_per_round = {o['trials_per_round']}] with version = 1",
             )
+        if o["startup"] is not None:
+            o["startup"] = _int(f"{f}startup", o["startup"], 1, MAX_TRIALS)
+        o["top"] = _float(f"{f}top", o["top"], 0.01, 1.0, "in [0.01, 1] (a share of the finished trials)")
         o["margin"] = _float(f"{f}margin", o["margin"], 0.0, 10.0, "in [0, 10] (a fraction of the span)")
         if o["patience"] is not None:
             o["patience"] = _int(f"{f}patience", o["patience"], 1)
@@ -340,6 +348,36 @@ def _parse_fixed(fixed: dict[str, Any], space: SearchSpace) -> dict[str, Any]:
         except BadInput as exc:
             raise BadInput(f"[fixed] {exc.field}", exc.value, exc.allowed) from None
     return out
+
+
+def parse_stored(table: Mapping[str, Any]) -> StudySpec:
+    """Parse a study as a store keeps it (:meth:`StudySpec.to_dict`), written by any caviar version.
+
+    A normalised spec names every knob, so a coarse-to-fine study stored before ``version`` existed has
+    none: it was planned by version 1 (the nested zoom) and must resume with it, not switch to the
+    version-2 default halfway through.
+
+    Example:
+        >>> text = '''[study]
+        ... name = "old"
+        ... dataset = "digits"
+        ... objective = "val_loss"
+        ... seed = 0
+        ... strategy = "coarse-to-fine"
+        ... [space]
+        ... learning_rate = { log = [1e-4, 1e-1] }
+        ... '''
+        >>> old = load_study(text).to_dict()
+        >>> del old["strategy"]["version"]
+        >>> parse_stored(old).options["version"], parse_study(old).options["version"]
+        (1, 2)
+    """
+    table = copy.deepcopy(dict(table))
+    if table.get("study", {}).get("strategy") == "coarse-to-fine":
+        options = table.setdefault("strategy", {})
+        if isinstance(options, dict):
+            options.setdefault("version", 1)
+    return parse_study(table)
 
 
 def parse_study(table: Mapping[str, Any]) -> StudySpec:

@@ -14,6 +14,15 @@ from service.commands._options import DbOption, ReadFormatOption, StudyArgument
 from service.output import check_format, dumps, render
 
 
+def check_png(path: Path, field: str) -> Path:
+    """``path`` if it names a PNG file in an existing directory (else BadInput naming ``field``)."""
+    if path.suffix.lower() != ".png":
+        raise BadInput(field, str(path), "expected a file name ending in .png")
+    if not path.absolute().parent.is_dir():
+        raise BadInput(field, str(path), "expected a file in an existing directory")
+    return path
+
+
 @app.command()
 def plot(
     study: StudyArgument,
@@ -24,7 +33,8 @@ def plot(
     fmt: ReadFormatOption = "table",
 ) -> None:
     """Draw the study: its objective against each searched hyperparameter, points coloured by round,
-    each round's region as a band, the best trial starred, and the learning curves of the top trials.
+    the best trial starred, the learning curves of the top trials, and each round's region per
+    hyperparameter (a bar per round: the regions moving, shrinking, growing and restarting).
 
     Example:
         caviar plot digits-c2f-3fa9b1 -o digits.png
@@ -33,11 +43,7 @@ def plot(
     from service.store import open_store, studies
 
     check_format(fmt)
-    path = output or Path(f"{study}.png")
-    if path.suffix.lower() != ".png":
-        raise BadInput("--output", str(path), "expected a file name ending in .png")
-    if not path.absolute().parent.is_dir():
-        raise BadInput("--output", str(path), "expected a file in an existing directory")
+    path = check_png(output or Path(f"{study}.png"), "--output")
     store = open_store(db, create=False)
     try:
         studies.require_study(store, study)

@@ -37,6 +37,10 @@ StaleOption = Annotated[
     ),
 ]
 
+PlotOption = Annotated[
+    Path | None,
+    typer.Option("--plot", help="Also draw the study to this PNG file when it ends (as `caviar plot`)."),
+]
 StartOption = Annotated[
     str,
     typer.Option(
@@ -75,7 +79,7 @@ def _settings(stale_after: float | None) -> Settings:
 
 def _drive(
     store: Store, study_id: str, trial_ids: list[str], workers: int, fmt: str, settings: Settings,
-    start_method: str,
+    start_method: str, picture: Path | None = None,
 ) -> None:
     from service.local import run_local
     from service.summary import RoundProgress, print_summary
@@ -92,9 +96,18 @@ def _drive(
         )
         raise typer.Exit(EXIT_INTERRUPTED) from None
     print_summary(store, study_id, fmt)
+    _draw(store, study_id, picture)
     if state != StudyState.COMPLETE:
         err.print(f"study {study_id} ended {state}", markup=False)
         raise typer.Exit(1)
+
+
+def _draw(store: Store, study_id: str, picture: Path | None) -> None:
+    if picture is not None:
+        from service.plot import plot_study
+
+        plot_study(store, study_id, picture)
+        err.print(f"wrote {picture}", markup=False)
 
 
 @app.command()
@@ -112,6 +125,7 @@ def run(
     ] = None,
     stale_after: StaleOption = None,
     start_method: StartOption = "fork",
+    picture: PlotOption = None,
 ) -> None:
     """Run a study to completion on this machine (or on workers with --broker), then show the results.
 
@@ -119,7 +133,7 @@ def run(
     (exit 130); `caviar resume STUDY` finishes the study without re-running finished trials.
 
     Example:
-        caviar run examples/digits.toml --workers 2
+        caviar run examples/digits.toml --workers 2 --plot digits.png
     """
     from service.settings import single_thread_env
 
@@ -128,6 +142,10 @@ def run(
     from service.study_file import check_study_data, load_study_file
 
     check_format(fmt, _FORMATS)
+    if picture is not None:
+        from service.commands.plot import check_png
+
+        check_png(picture, "--plot")
     n = _check_workers(workers)
     _check_start(start_method)
     settings = _settings(stale_after)
@@ -143,18 +161,20 @@ def run(
     store = open_store(db)
     try:
         if broker:
-            _run_remote(store, spec, text, broker, fmt)
+            _run_remote(store, spec, text, broker, fmt, picture)
             return
         from service.orchestrate import submit
 
         study_id, trial_ids = submit(store, spec, text=text)
         err.print(f"study {study_id}: {len(trial_ids)} trials in round 0, {n} worker processes", markup=False)
-        _drive(store, study_id, trial_ids, n, fmt, settings, start_method)
+        _drive(store, study_id, trial_ids, n, fmt, settings, start_method, picture)
     finally:
         store.dispose()
 
 
-def _run_remote(store: Store, spec: StudySpec, text: str, broker: str, fmt: str) -> None:
+def _run_remote(
+    store: Store, spec: StudySpec, text: str, broker: str, fmt: str, picture: Path | None = None
+) -> None:
     from service.broker import broker as installed_broker
     from service.follow import follow
     from service.summary import RoundProgress, print_summary
@@ -168,6 +188,7 @@ def _run_remote(store: Store, spec: StudySpec, text: str, broker: str, fmt: str)
         err.print(f"stopped following; study {study_id} goes on on the workers", markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     print_summary(store, study_id, fmt)
+    _draw(store, study_id, picture)
     if state != StudyState.COMPLETE:
         raise typer.Exit(1)
 
@@ -180,6 +201,7 @@ def resume(
     fmt: FormatOption = "table",
     stale_after: StaleOption = None,
     start_method: StartOption = "fork",
+    picture: PlotOption = None,
 ) -> None:
     """Finish an interrupted study with a local pool, without re-running any finished trial.
 
@@ -193,6 +215,10 @@ def resume(
     from service.store import open_store, reads, studies
 
     check_format(fmt, _FORMATS)
+    if picture is not None:
+        from service.commands.plot import check_png
+
+        check_png(picture, "--plot")
     n = _check_workers(workers)
     _check_start(start_method)
     settings = _settings(stale_after)
@@ -212,12 +238,13 @@ def resume(
 
             err.print(f"study {study} is already complete", markup=False)
             print_summary(store, study, fmt)
+            _draw(store, study, picture)
             return
         queued = reads.queued_trial_ids(store, study)
         err.print(
             f"study {study}: resuming with {len(queued)} queued trials, {n} worker processes", markup=False
         )
-        _drive(store, study, queued, n, fmt, settings, start_method)
+        _drive(store, study, queued, n, fmt, settings, start_method, picture)
     finally:
         store.dispose()
 
