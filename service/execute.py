@@ -2,7 +2,9 @@
 
 :func:`execute_trial` claims the trial (a lease: status ``running`` and the attempt number), trains
 it with a heartbeat and a learning-curve row written every epoch (the last epoch's with the result),
-records the outcome once, and advances the study. A trial takes two transactions when nothing is
+records the outcome once, and advances the study. A long trial also stores a checkpoint now and then
+(:data:`~service.settings.DEFAULT_CHECKPOINT_SECONDS`), and a new attempt of a trial whose worker died
+resumes from it, bit for bit. A trial takes two transactions when nothing is
 due (claim; result, last epoch and the round's progress) plus one per earlier epoch. Every step is
 idempotent, so a trial delivered twice runs and is stored once, and a worker that dies mid-trial
 leaves a stale heartbeat for a reaper (or ``caviar resume``) to requeue.
@@ -12,13 +14,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
 from service.errors import describe
 from service.orchestrate import advance_study, study_spec
 from service.settings import DATASET_CACHE_SIZE, DEFAULT_MAX_ATTEMPTS
-from service.store import Store, StoreError, StudyState, TrialStatus, lease, reads, studies
+from service.store import Store, StoreError, StudyState, TrialStatus, checkpoints, lease, reads, studies
 
 __all__ = ["execute_trial", "trial_config", "trial_dataset"]
 
@@ -107,6 +110,50 @@ def trial_dataset(spec: Any, dtype: str) -> Any:
     return data
 
 
+class _Checkpoints:
+    """When a running trial stores a checkpoint: at the first epoch end ``every`` seconds after it
+    started or stored its last one (never after the last epoch: the result covers that). It is the
+    engine's ``checkpoint_at``, so the state is copied only when one is due."""
+
+    def __init__(self, epochs: int, every: float) -> None:
+        self.epochs, self.every = epochs, every
+        self.due = time.monotonic() + every
+        self.pending: Any = None
+        self.used = False  # this attempt stored one
+
+    def __contains__(self, epoch: object) -> bool:
+        return isinstance(epoch, int) and epoch < self.epochs and time.monotonic() >= self.due
+
+    def keep(self, checkpoint: Any) -> None:
+        self.pending = checkpoint
+
+    def take(self) -> tuple[int, bytes] | None:
+        """The due checkpoint as (epoch, NPZ bytes), for the epoch's tick to store; None if none is due."""
+        if self.pending is None:
+            return None
+        checkpoint, self.pending = self.pending, None
+        self.used = True
+        self.due = time.monotonic() + self.every
+        return checkpoint.epoch, checkpoint.to_bytes()
+
+
+def _resume_point(store: Store, claim: lease.Claim) -> Any:
+    """The checkpoint a new attempt resumes from, or None (no checkpoint, or one that cannot be read:
+    then the attempt trains from the start, which rewrites the same curve)."""
+    if not claim.resume_epoch:
+        return None
+    saved = checkpoints.latest(store, claim.trial_id)
+    if saved is None or saved[0] != claim.resume_epoch:
+        return None
+    from core.errors import BadInput
+    from core.nn import Checkpoint
+
+    try:
+        return Checkpoint.from_bytes(saved[1])
+    except BadInput:
+        return None
+
+
 def execute_trial(
     store: Store,
     trial_id: str,
@@ -138,6 +185,7 @@ def execute_trial(
         # advancing if the process that recorded it died before doing so.
         return advance_study(store, row.study_id) if row is not None else []
     last_epoch: list[dict[str, Any]] = []
+    saving: _Checkpoints | None = None
     try:
         spec = study_spec(store, claim.study_id)
         config = trial_config(spec, claim.params, claim.seed)
@@ -149,8 +197,10 @@ def execute_trial(
         # refused before anything is allocated: recorded failed with the estimate and the cap
         check_trial_memory(config, data.shape, max_trial_memory(), MAX_TRIAL_MEMORY_ENV)
         from core.nn import train
+        from service.settings import checkpoint_seconds
 
         epochs = int(config["epochs"])
+        saving = _Checkpoints(epochs, checkpoint_seconds())
 
         def on_epoch(entry: dict[str, Any]) -> bool:
             if int(entry["epoch"]) >= epochs:
@@ -158,9 +208,12 @@ def execute_trial(
                 # with no epoch left has nothing for a cancellation to stop.
                 last_epoch.append(entry)
                 return True
-            return lease.epoch_tick(store, trial_id, claim.attempt, entry)
+            return lease.epoch_tick(store, trial_id, claim.attempt, entry, checkpoint=saving.take())
 
-        result = train(config, data, on_epoch=on_epoch)
+        result = train(
+            config, data, on_epoch=on_epoch, start=_resume_point(store, claim),
+            on_checkpoint=saving.keep, checkpoint_at=saving,
+        )
     except StoreError:
         raise
     except Exception as exc:  # the trial failed; the study goes on
@@ -176,5 +229,6 @@ def execute_trial(
     _recorded, progress = lease.finish_trial_progress(
         store, trial_id, claim.study_id, claim.attempt, status, metrics, error=error,
         last_epoch=last_epoch[-1] if last_epoch else None,
+        drop_checkpoints=claim.resume_epoch > 0 or (saving is not None and saving.used),
     )
     return advance_study(store, claim.study_id, progress)

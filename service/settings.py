@@ -41,6 +41,11 @@ __all__ = [
 #: local pool and on workers alike (``CAVIAR_STALE_AFTER``). Heartbeats come once per epoch: keep it above
 #: your longest epoch.
 DEFAULT_STALE_AFTER = 300.0
+#: A running trial stores a checkpoint at the first epoch end after this many seconds of training since
+#: it started or stored its last one, so a new attempt (after its worker died) loses at most about this
+#: much work; shorter trials store none. ``CAVIAR_CHECKPOINT_SECONDS`` overrides it.
+DEFAULT_CHECKPOINT_SECONDS = 60.0
+CHECKPOINT_SECONDS_ENV = "CAVIAR_CHECKPOINT_SECONDS"
 #: Attempts of a trial before it is marked failed, so a trial that kills its process every time cannot
 #: loop forever (``CAVIAR_MAX_ATTEMPTS``).
 DEFAULT_MAX_ATTEMPTS = 3
@@ -223,3 +228,8 @@ def max_trial_memory() -> int:
     """
     raw = os.environ.get(MAX_TRIAL_MEMORY_ENV, "").strip()
     return parse_bytes(raw) if raw else default_max_trial_memory()
+
+
+def checkpoint_seconds() -> float:
+    """:data:`DEFAULT_CHECKPOINT_SECONDS`, or ``CAVIAR_CHECKPOINT_SECONDS`` (seconds > 0)."""
+    return env_seconds(CHECKPOINT_SECONDS_ENV, DEFAULT_CHECKPOINT_SECONDS)

@@ -2,7 +2,8 @@
 
 Public API:
 
-- :func:`train` / :class:`TrainResult` / :func:`warmup` (:mod:`core.nn.train`);
+- :func:`train` / :class:`TrainResult` / :func:`warmup` (:mod:`core.nn.train`), resumable from a
+  :class:`Checkpoint` (:mod:`core.nn.checkpoint`);
 - :class:`Model` and :func:`predict_proba` (:mod:`core.nn.model`, which documents the array names
   of :meth:`Model.to_arrays`);
 - :func:`learning_rate` (:mod:`core.nn.schedule`) and :func:`optimizer_step` (:mod:`core.nn.optim`);
@@ -15,6 +16,7 @@ The compiled network itself is :mod:`core.nn.kernels`: each kernel takes one
 
 from __future__ import annotations
 
+from core.nn.checkpoint import Checkpoint
 from core.nn.layers import (
     batch_norm_backward,
     batch_norm_forward,
@@ -42,6 +44,7 @@ from core.nn.schedule import learning_rate
 from core.nn.train import TrainResult, train, warmup
 
 __all__ = [
+    "Checkpoint",
     "NORM_EPS",
     "OPTIMIZERS",
     "Layout",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,6 +18,7 @@ import numpy as np
 from core import hparams
 from core.errors import BadInput
 from core.nn import kernels
+from core.nn.checkpoint import Checkpoint, capture, restore
 from core.nn.model import Model
 from core.nn.optim import COEF_LEARNING_RATE
 from core.nn.schedule import learning_rate
@@ -49,11 +50,11 @@ class TrainResult:
         val_accuracy: validation accuracy in [0, 1] of the returned model (NaN if diverged).
         train_loss: mean training loss of the last epoch, averaged over its mini-batches as they
             were trained (NaN if diverged).
-        epochs_run: epochs started (a diverged epoch counts).
+        epochs_run: epochs started (a diverged epoch counts; a resumed run counts its earlier ones).
         seconds: wall time of the epochs and their validation passes (compilation excluded).
         samples_per_second: training samples per second of the training epochs alone.
-        history: per epoch ``{epoch (1-based), train_loss, val_loss, val_accuracy, learning_rate,
-            seconds}``.
+        history: per epoch of this call ``{epoch (1-based), train_loss, val_loss, val_accuracy,
+            learning_rate, seconds}`` (a resumed run's starts after its checkpoint).
         model: the trained network.
     """
 
@@ -97,6 +98,9 @@ def train(
     data: DatasetLike,
     *,
     on_epoch: Callable[[dict[str, Any]], bool | None] | None = None,
+    start: Checkpoint | None = None,
+    on_checkpoint: Callable[[Checkpoint], None] | None = None,
+    checkpoint_at: Container[int] | None = None,
 ) -> TrainResult:
     """Train one network on ``data`` with ``config`` and evaluate it on the validation split.
 
@@ -105,10 +109,16 @@ def train(
         data: a :class:`core.data.Dataset` (X arrays (n, features), y int labels in 0..C−1).
         on_epoch: called after every epoch with that epoch's history entry; returning False
             stops the run with status ``"cancelled"``.
+        start: resume from this checkpoint (of the same configuration): epochs ``start.epoch + 1`` to
+            ``epochs`` run, bit for bit as they run in an uninterrupted run.
+        on_checkpoint: called with a :class:`~core.nn.checkpoint.Checkpoint` after each epoch in
+            ``checkpoint_at`` (every epoch when ``checkpoint_at`` is None), before ``on_epoch``.
+        checkpoint_at: the epochs (1-based) after which to call ``on_checkpoint``.
 
     Raises:
         BadInput: ``batch_size`` larger than the training set, or below 2 with batch or
-            switchable norm (batch statistics of one sample do not exist); bad labels or shapes.
+            switchable norm (batch statistics of one sample do not exist); bad labels or shapes; a
+            ``start`` of another network or past ``epochs``.
     """
     config = hparams.resolve(dict(config))
     dtype = np.dtype(config["dtype"])
@@ -135,11 +145,18 @@ def train(
         loss, acc = kernels.evaluate(ev, Xv, yv)
         return float(loss), float(acc)
 
+    first = 0
+    if start is not None:
+        if not 0 <= start.epoch <= int(config["epochs"]):
+            raise BadInput("checkpoint epoch", start.epoch, f"in [0, epochs = {config['epochs']}]")
+        restore(ws, start)
+        first = start.epoch
+
     status, history = "complete", []
     train_loss = val_loss = val_acc = math.nan
     train_seconds = 0.0
-    start = time.perf_counter()
-    for epoch in range(int(config["epochs"])):
+    began = time.perf_counter()
+    for epoch in range(first, int(config["epochs"])):
         lr = learning_rate(config, epoch)
         ws.coef[COEF_LEARNING_RATE] = lr
         t0 = time.perf_counter()
@@ -157,16 +174,20 @@ def train(
             status = "diverged"
             val_loss = val_acc = train_loss = math.nan
             break
+        if on_checkpoint is not None and (checkpoint_at is None or epoch + 1 in checkpoint_at):
+            on_checkpoint(capture(ws, epoch + 1))
         if on_epoch is not None and on_epoch(dict(entry)) is False:
             status = "cancelled"
             break
+    if start is not None and not history:  # resumed after its last epoch: the checkpoint's own model
+        val_loss, val_acc = validate()
     population = config["bn_inference"] == "population" and model.layout.norm in ("batch", "switchable")
     if status != "diverged" and population:
         # the model keeps the population estimate; the final metrics describe that model
         kernels.population_statistics(ws, X, batch=batch)
         val_loss, val_acc = validate()
-    seconds = time.perf_counter() - start
-    epochs_run = len(history)
+    seconds = time.perf_counter() - began
+    epochs_run = first + len(history)
     return TrainResult(
         status=status,
         val_loss=val_loss,
@@ -174,7 +195,7 @@ def train(
         train_loss=train_loss,
         epochs_run=epochs_run,
         seconds=seconds,
-        samples_per_second=epochs_run * n / train_seconds if train_seconds > 0 else math.nan,
+        samples_per_second=len(history) * n / train_seconds if train_seconds > 0 else math.nan,
         history=history,
         model=model,
     )

@@ -7,6 +7,8 @@
 - :mod:`~service.store.rounds`: rounds and their results; where a study stands.
 - :mod:`~service.store.lease`: the lease protocol (claim, heartbeat, finish, requeue, reap; one
   staleness rule by the database's clock).
+- :mod:`~service.store.checkpoints`: a running trial's latest training state (NPZ bytes), kept one per
+  trial while it runs, for a new attempt to resume from.
 - :mod:`~service.store.reads`: trial lists, sorting, the best trial, counts, learning curves.
 - :mod:`~service.store.fleet`: running trials per worker and what recovery compares with the broker.
 - :mod:`~service.store.export`: bulk export (records, CSV streamed by the database).

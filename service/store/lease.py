@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session
 
 from core.errors import BadInput
 from service.settings import DEFAULT_MAX_ATTEMPTS
+from service.store import checkpoints
 from service.store.clock import as_utc, db_ago, db_now
 from service.store.dialect import NO_SYNC, finite, insert_for
-from service.store.models import Epoch, Study, Trial
+from service.store.models import Epoch, Study, Trial, TrialCheckpoint
 from service.store.rounds import Progress, progress_in
 from service.store.states import FINISHED, StudyState, TrialStatus
 from service.store.store import Store
@@ -70,6 +71,8 @@ class Claim:
     params: dict[str, Any]
     seed: int
     attempt: int
+    #: The epoch of the checkpoint this attempt resumes from (0: none, train from the start).
+    resume_epoch: int = 0
 
 
 def claim_trial(
@@ -83,8 +86,10 @@ def claim_trial(
     """Claim a queued trial: ``running``, ``attempts += 1``, worker, start and heartbeat by the DB clock.
 
     A trial past ``max_attempts`` is marked ``failed`` instead. A trial already finished, or running
-    under a live lease, is not claimed. Previous attempts' epoch rows are deleted so the learning curve
-    is the new attempt's.
+    under a live lease, is not claimed. A new attempt resumes from the trial's checkpoint if an earlier
+    attempt left one (:mod:`service.store.checkpoints`): previous attempts' epoch rows after it are
+    deleted, so the learning curve is the checkpoint's followed by the new attempt's (resumed training
+    is bit-identical, so the curve is the one an uninterrupted run draws).
 
     The usual case is one conditional ``UPDATE ... RETURNING`` (the row's own lock decides between two
     claimants); it also returns whether the study is still ``queued`` and whether epoch rows exist, so
@@ -122,15 +127,21 @@ def claim_trial(
             _refuse_claim(s, trial_id, claimable, max_attempts)
             return None
         study_id, round_index, trial_index, params, seed, attempt, state, stale_curve = row
+        resume = 0
         if stale_curve:
-            s.execute(delete(Epoch).where(Epoch.trial_id == trial_id))
+            saved = s.execute(
+                select(TrialCheckpoint.epoch).where(TrialCheckpoint.trial_id == trial_id)
+                .order_by(TrialCheckpoint.epoch.desc()).limit(1)
+            ).scalar_one_or_none()
+            resume = int(saved or 0)
+            s.execute(delete(Epoch).where(Epoch.trial_id == trial_id, Epoch.epoch > resume))
         if state == StudyState.QUEUED:
             s.execute(
                 update(Study)
                 .where(Study.id == study_id, Study.state == StudyState.QUEUED)
                 .values(state=StudyState.RUNNING)
             )
-        return Claim(trial_id, study_id, round_index, trial_index, dict(params), seed, attempt)
+        return Claim(trial_id, study_id, round_index, trial_index, dict(params), seed, attempt, resume)
 
     return store.run(go)
 
@@ -159,12 +170,20 @@ def _epoch_row(trial_id: str, entry: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def epoch_tick(store: Store, trial_id: str, attempt: int, entry: dict[str, Any] | None) -> bool:
+def epoch_tick(
+    store: Store,
+    trial_id: str,
+    attempt: int,
+    entry: dict[str, Any] | None,
+    checkpoint: tuple[int, bytes] | None = None,
+) -> bool:
     """Write one learning-curve row (idempotently) and refresh the heartbeat, in one transaction.
 
     Args:
         entry: the engine's history entry (epoch, train_loss, val_loss, val_accuracy, learning_rate,
             seconds), or None for a heartbeat only.
+        checkpoint: (epoch, NPZ bytes) to keep as the trial's checkpoint, written with the curve row
+            (so a checkpoint never lacks its curve), replacing the older one.
 
     Returns:
         True if the lease is still held and the study is not cancelled.
@@ -180,6 +199,8 @@ def epoch_tick(store: Store, trial_id: str, attempt: int, entry: dict[str, Any] 
         ).rowcount
         if held and entry is not None:
             s.execute(insert_for(s)(Epoch).values(**_epoch_row(trial_id, entry)).on_conflict_do_nothing())
+        if held and checkpoint is not None:
+            checkpoints.put(s, trial_id, attempt, *checkpoint)
         return bool(held)
 
     return store.run(go)
@@ -193,6 +214,7 @@ def _finish(
     metrics: dict[str, Any] | None,
     error: str | None,
     last_epoch: dict[str, Any] | None,
+    drop_checkpoints: bool = False,
 ) -> bool:
     if status not in FINISHED:
         raise BadInput("status", status, "expected a final status: " + ", ".join(FINISHED))
@@ -207,6 +229,8 @@ def _finish(
     recorded = bool(s.execute(stmt, execution_options=NO_SYNC).rowcount)
     if recorded and last_epoch is not None:
         s.execute(insert_for(s)(Epoch).values(**_epoch_row(trial_id, last_epoch)).on_conflict_do_nothing())
+    if recorded and drop_checkpoints:
+        checkpoints.drop(s, trial_id)
     return recorded
 
 
@@ -219,6 +243,7 @@ def finish_trial(
     *,
     error: str | None = None,
     last_epoch: dict[str, Any] | None = None,
+    drop_checkpoints: bool = False,
 ) -> bool:
     """Record an attempt's outcome, once: only the holder of the lease can, and only the first time.
 
@@ -228,6 +253,8 @@ def finish_trial(
         error: the error text of a failed trial.
         last_epoch: a learning-curve row not yet written (the last epoch's), stored in the same
             transaction, idempotently, if the result is.
+        drop_checkpoints: the trial may hold checkpoints: delete them with the result (a finished
+            trial keeps none).
 
     Returns:
         True if this call recorded the result; False if it was recorded already or the lease was lost.
@@ -235,7 +262,9 @@ def finish_trial(
     Raises:
         BadInput: ``status`` is not a final status.
     """
-    return store.run(lambda s: _finish(s, trial_id, attempt, status, metrics, error, last_epoch))
+    return store.run(
+        lambda s: _finish(s, trial_id, attempt, status, metrics, error, last_epoch, drop_checkpoints)
+    )
 
 
 def finish_trial_progress(
@@ -248,6 +277,7 @@ def finish_trial_progress(
     *,
     error: str | None = None,
     last_epoch: dict[str, Any] | None = None,
+    drop_checkpoints: bool = False,
 ) -> tuple[bool, Progress]:
     """:func:`finish_trial`, then :func:`service.store.rounds.study_progress`, in one transaction.
 
@@ -261,7 +291,7 @@ def finish_trial_progress(
     """
 
     def go(s: Session) -> tuple[bool, Progress]:
-        recorded = _finish(s, trial_id, attempt, status, metrics, error, last_epoch)
+        recorded = _finish(s, trial_id, attempt, status, metrics, error, last_epoch, drop_checkpoints)
         s.execute(select(Study.id).where(Study.id == study_id).with_for_update(key_share=True))
         return recorded, progress_in(s, study_id)
 

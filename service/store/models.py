@@ -1,7 +1,8 @@
 """The study store's tables, as typed SQLAlchemy 2.0 models.
 
-Four tables: ``studies`` (one per submission), ``rounds`` (one per round of a study, with its search
-region), ``trials`` (one per configuration, with its final metrics) and ``epochs`` (learning curves).
+Five tables: ``studies`` (one per submission), ``rounds`` (one per round of a study, with its search
+region), ``trials`` (one per configuration, with its final metrics), ``epochs`` (learning curves) and
+``checkpoints`` (a running trial's latest training state, NPZ bytes).
 Unique constraints make every write idempotent: a round is keyed by ``(study_id, round_index)``, a
 trial by its deterministic id (and ``(study_id, round_index, trial_index)``), an epoch by
 ``(trial_id, epoch)``.
@@ -19,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -28,7 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from service.store.states import StudyState, TrialStatus
 
-__all__ = ["Base", "Study", "Round", "Trial", "Epoch"]
+__all__ = ["Base", "Study", "Round", "Trial", "Epoch", "TrialCheckpoint"]
 
 
 class Base(DeclarativeBase):
@@ -129,3 +131,17 @@ class Epoch(Base):
     val_accuracy: Mapped[float | None] = mapped_column(Float)
     learning_rate: Mapped[float | None] = mapped_column(Float)
     seconds: Mapped[float | None] = mapped_column(Float)
+
+
+class TrialCheckpoint(Base):
+    """A trial's training state after ``epoch`` epochs (:class:`core.nn.Checkpoint` as NPZ bytes), written
+    by attempt ``attempt``; a new attempt resumes from the latest one. Finished trials keep none."""
+
+    __tablename__ = "checkpoints"
+
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    nbytes: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
