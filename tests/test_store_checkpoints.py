@@ -77,7 +77,7 @@ execute_trial(open_store(sys.argv[1]), sys.argv[2], worker="doomed")
 """
 
 
-def test_a_worker_killed_mid_trial_is_resumed_from_its_checkpoint_bit_for_bit(tmp_path: Path, backdate) -> None:
+def test_a_worker_killed_mid_trial_resumes_from_its_checkpoint_bit_for_bit(tmp_path: Path, backdate) -> None:
     text = STUDY.format(epochs=40)
     # The reference: one uninterrupted run
     ref = open_store(f"sqlite:///{tmp_path / 'ref.db'}")
