@@ -112,20 +112,31 @@ def trial_dataset(spec: Any, dtype: str) -> Any:
 
 class _Checkpoints:
     """When a running trial stores a checkpoint: at the first epoch end ``every`` seconds after it
-    started or stored its last one (never after the last epoch: the result covers that). It is the
+    started or stored its last one (never after the last epoch: the result covers that), and, when the
+    attempt ends at a ``[pruning]`` rung (``rung``), after its last epoch, to resume from. It is the
     engine's ``checkpoint_at``, so the state is copied only when one is due."""
 
-    def __init__(self, epochs: int, every: float) -> None:
-        self.epochs, self.every = epochs, every
+    def __init__(self, epochs: int, every: float, rung: bool = False) -> None:
+        self.epochs, self.every, self.rung = epochs, every, rung
         self.due = time.monotonic() + every
         self.pending: Any = None
+        self.final: Any = None
         self.used = False  # this attempt stored one
 
     def __contains__(self, epoch: object) -> bool:
-        return isinstance(epoch, int) and epoch < self.epochs and time.monotonic() >= self.due
+        if not isinstance(epoch, int):
+            return False
+        return (self.rung and epoch == self.epochs) or (epoch < self.epochs and time.monotonic() >= self.due)
 
     def keep(self, checkpoint: Any) -> None:
-        self.pending = checkpoint
+        if checkpoint.epoch == self.epochs:
+            self.final = checkpoint
+        else:
+            self.pending = checkpoint
+
+    def final_bytes(self) -> tuple[int, bytes] | None:
+        """The rung checkpoint (epoch, NPZ bytes) of an attempt that ends at a rung."""
+        return (self.final.epoch, self.final.to_bytes()) if self.final is not None else None
 
     def take(self) -> tuple[int, bytes] | None:
         """The due checkpoint as (epoch, NPZ bytes), for the epoch's tick to store; None if none is due."""
@@ -199,8 +210,11 @@ def execute_trial(
         from core.nn import train
         from service.settings import checkpoint_seconds
 
-        epochs = int(config["epochs"])
-        saving = _Checkpoints(epochs, checkpoint_seconds())
+        full = int(config["epochs"])
+        # With [pruning], this attempt trains to its rung: a prefix of the full run (the schedule depends
+        # on the epoch, not on the planned length), paused there with a checkpoint to resume from.
+        epochs = min(claim.target_epochs or full, full)
+        saving = _Checkpoints(epochs, checkpoint_seconds(), rung=epochs < full)
 
         def on_epoch(entry: dict[str, Any]) -> bool:
             if int(entry["epoch"]) >= epochs:
@@ -211,7 +225,7 @@ def execute_trial(
             return lease.epoch_tick(store, trial_id, claim.attempt, entry, checkpoint=saving.take())
 
         result = train(
-            config, data, on_epoch=on_epoch, start=_resume_point(store, claim),
+            {**config, "epochs": epochs}, data, on_epoch=on_epoch, start=_resume_point(store, claim),
             on_checkpoint=saving.keep, checkpoint_at=saving,
         )
     except StoreError:
@@ -221,14 +235,18 @@ def execute_trial(
     else:
         status, error = TrialStatus(result.status), None
         metrics = {key: getattr(result, key, None) for key in lease.METRICS}
+        if status == TrialStatus.COMPLETE and saving.rung:
+            status = TrialStatus.PAUSED  # at a rung: the rung's decision (service.store.rungs) comes next
         if status == TrialStatus.CANCELLED:
             study = studies.get_study(store, claim.study_id)
             if study is None or study.state != StudyState.CANCELLED:
                 # The lease was lost (the trial was requeued): its new holder records the result.
                 return advance_study(store, claim.study_id)
+    paused = status == TrialStatus.PAUSED and saving is not None
+    held = claim.resume_epoch > 0 or (saving is not None and saving.used)  # may hold checkpoints
     _recorded, progress = lease.finish_trial_progress(
         store, trial_id, claim.study_id, claim.attempt, status, metrics, error=error,
         last_epoch=last_epoch[-1] if last_epoch else None,
-        drop_checkpoints=claim.resume_epoch > 0 or (saving is not None and saving.used),
+        drop_checkpoints=held and not paused, checkpoint=saving.final_bytes() if paused else None,
     )
     return advance_study(store, claim.study_id, progress)

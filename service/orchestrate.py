@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import BadInput
+from core.search.objective import Objective
 from service.errors import CaviarError
-from service.store import LIVE_STUDY, Store, StudyState, rounds, studies
+from service.store import LIVE_STUDY, Store, StudyState, rounds, rungs, studies
 
 __all__ = ["submit", "advance_study", "study_spec", "trial_id", "study_of", "trial_seed"]
 
@@ -147,12 +148,18 @@ def submit(
     with _specs_lock:
         _specs[study_id] = spec
     trials = _round_trials(study_id, spec, plan)
-    rounds.create_round(store, study_id, plan.index, plan.region, None, trials)
+    rounds.create_round(store, study_id, plan.index, plan.region, None, trials, _first_rung(spec))
     return study_id, [t[0] for t in trials]
 
 
+def _first_rung(spec: Any) -> int | None:
+    """The epochs a new round's trials train to first: the first ``[pruning]`` rung, or None (all)."""
+    return spec.pruning.rungs[0] if spec.pruning.active else None
+
+
 def advance_study(store: Store, study_id: str, progress: rounds.Progress | None = None) -> list[str]:
-    """Create the next round if the latest one is finished, or mark the study complete.
+    """Create the next round if the latest one is finished, or mark the study complete; with
+    ``[pruning]``, decide a rung once the latest round's trials all wait at it (:mod:`service.store.rungs`).
 
     Idempotent; safe to call concurrently from many processes. Deciding that nothing is due (the usual
     case: the round still has trials to run) takes one query, or none when ``progress`` is given.
@@ -163,13 +170,17 @@ def advance_study(store: Store, study_id: str, progress: rounds.Progress | None 
             None reads it here.
 
     Returns:
-        The ids of trials this call queued (empty if nothing was due or another process created the
-        round first; that process dispatches them).
+        The ids of trials this call queued, a new round's or a rung's promoted ones (empty if nothing
+        was due or another process did it first; that process dispatches them).
     """
     from core.search import plan_round
 
     if progress is None:
         progress = rounds.study_progress(store, study_id)
+    if progress.rung_due and progress.latest is not None:
+        spec = study_spec(store, study_id)
+        objective = Objective(progress.objective or spec.objective)
+        return rungs.promote_rung(store, study_id, progress.latest, objective, spec.pruning)
     if not progress.due:
         return []
     spec = study_spec(store, study_id)
@@ -182,6 +193,6 @@ def advance_study(store: Store, study_id: str, progress: rounds.Progress | None 
         return []
     trials = _round_trials(study_id, spec, plan)
     parent = plan.index - 1 if plan.index > 0 else None
-    if rounds.create_round(store, study_id, plan.index, plan.region, parent, trials):
+    if rounds.create_round(store, study_id, plan.index, plan.region, parent, trials, _first_rung(spec)):
         return [t[0] for t in trials]
     return []

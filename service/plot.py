@@ -121,9 +121,14 @@ def plot_study(store: Store, study_id: str, path: Path) -> Path:
     # Learning curves of the best trials.
     ax = list(axes.flat)[len(dims)]
     top = ranked[:TOP_CURVES]
-    curves = reads.epochs_of(store, [t["id"] for t in top])
+    pruned = [r for r in rows if r["status"] == TrialStatus.PRUNED]
+    curves = reads.epochs_of(store, [t["id"] for t in top + pruned])
     curve_cmap = plt.get_cmap("tab10")
     metric = objective.value
+    for i, t in enumerate(pruned):  # stopped at a [pruning] rung: faint, behind the top trials
+        pts = curves.get(t["id"], [])
+        ax.plot([p["epoch"] for p in pts], [p[metric] for p in pts], color="0.55", lw=0.8, alpha=0.35,
+                marker="." if len(pts) == 1 else None, label=f"pruned ({len(pruned)})" if i == 0 else None)
     for i, t in enumerate(top):
         pts = curves.get(t["id"], [])
         xs = [p["epoch"] for p in pts]
@@ -134,14 +139,15 @@ def plot_study(store: Store, study_id: str, path: Path) -> Path:
             ax.plot(xs, [p["train_loss"] for p in pts], color=c, lw=1.0, ls="--", alpha=0.7)
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric + (" (solid), train_loss (dashed)" if metric == "val_loss" else ""))
-    ax.set_title(f"learning curves of the top {len(top)}", fontsize=10)
+    title = f"learning curves of the top {len(top)}" + (", pruned ones faint" if pruned else "")
+    ax.set_title(title, fontsize=10)
     if metric == "val_loss" and any(curves.values()):
         ax.set_yscale("log")
     ax.grid(True, alpha=0.25, which="both")
-    if top:
+    if top or pruned:
         ax.legend(fontsize=8, loc="best")
     for ax, name in zip(list(axes.flat)[len(dims) + 1 :], numeric, strict=False):
-        _regions_panel(ax, name, dims[name], round_rows, done, objective, colour)
+        _regions_panel(ax, name, dims[name], round_rows, done, pruned, objective, colour)
     for extra in list(axes.flat)[n_panels:]:
         extra.axis("off")
 
@@ -170,8 +176,9 @@ def plot_study(store: Store, study_id: str, path: Path) -> Path:
 
 
 def _regions_panel(ax: Any, name: str, dist: Any, round_rows: list[Any], done: list[dict[str, Any]],
-                   objective: Objective, colour: dict[int, Any]) -> None:
-    """One hyperparameter's regions, a bar per round (round 0 at the top), with the round's trials."""
+                   pruned: list[dict[str, Any]], objective: Objective, colour: dict[int, Any]) -> None:
+    """One hyperparameter's regions, a bar per round (round 0 at the top), with the round's trials
+    (pruned ones hollow)."""
     from matplotlib import ticker
 
     kind = dist.kind
@@ -189,6 +196,10 @@ def _regions_panel(ax: Any, name: str, dist: Any, round_rows: list[Any], done: l
         if isinstance(bounds, list) and len(bounds) == 2:
             lo, hi = sorted(_axis_values(kind, bounds))
             ax.plot([lo, hi], [k, k], color=colour[k], lw=7, alpha=0.35, solid_capstyle="butt")
+        stopped = [t for t in pruned if t["round_index"] == k]
+        if stopped:
+            ax.scatter(_axis_values(kind, [t["params"].get(name) for t in stopped]), [k] * len(stopped), s=14,
+                       facecolors="none", edgecolors=colour[k], linewidths=0.8, zorder=3)
         pts = [t for t in done if t["round_index"] == k]
         if pts:
             ax.scatter(_axis_values(kind, [t["params"].get(name) for t in pts]), [k] * len(pts), s=14,
@@ -201,6 +212,7 @@ def _regions_panel(ax: Any, name: str, dist: Any, round_rows: list[Any], done: l
             ax.plot([bx, bx], [k - 0.4, k + 0.4], color="crimson", lw=1.6, zorder=4)
     ax.set_xlim(*whole)
     ax.set_ylim(len(round_rows) - 0.5, -0.5)
+    ax.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     ax.set_ylabel("round")
     label = f"1 − {name}" if kind == "one_minus_log" else name
     ax.set_xlabel(f"{label}: region per round")

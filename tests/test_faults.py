@@ -297,3 +297,53 @@ def test_postgres_restarted_mid_study(
         assert all(1 <= r["attempts"] <= 3 for r in rows.values())
         assert a.alive()
         assert_broker_drained(redis_server, [a])
+
+
+def test_sigkill_whole_worker_mid_rung_of_a_pruned_study(
+    redis_server: RedisServer, db_url: str, tmp_path: Path
+) -> None:
+    # Given a halving study (6 trials, rungs of 10, 30 and 90 epochs) whose trials store a checkpoint
+    # every epoch, and the same study run without any fault for reference
+    text = SLOW_STUDY.format(trials=6, epochs=90).replace(
+        "[fixed]", '[pruning]\nkind = "halving"\nmin_epochs = 10\nreduction = 3\n\n[fixed]'
+    )
+    env = worker_env(redis_server.url, db_url, CAVIAR_CHECKPOINT_SECONDS="0.001")
+    ref_db = f"sqlite:///{tmp_path}/ref.db"
+    local_env = {k: v for k, v in env.items() if k not in ("CAVIAR_BROKER_URL", "CAVIAR_DATABASE_URL")}
+    ref_file = write_study(tmp_path, text, "ref.toml")
+    done = run_cli("run", str(ref_file), "-w", "2", "--db", ref_db, env=local_env)
+    assert done.returncode == 0, done.stderr
+    (ref_id,) = {r["study_id"] for r in _all_rows(ref_db)}
+    expected = {(r["round_index"], r["trial_index"]): r for r in trial_rows(ref_db, ref_id)}
+
+    study_id = submit(env, write_study(tmp_path, text))
+    with worker_pool(env, tmp_path) as start:
+        a = start("a")
+        # When the worker is SIGKILLed while a promoted trial trains its second rung
+        victim = wait_for(
+            lambda: _running_mid_trial(db_url, study_id, min_epochs=15), 120, "a trial in rung 2", workers=[a]
+        )
+        a.killpg(signal.SIGKILL)
+        a.wait(10)
+        b = start("b")
+        wait_for(lambda: _finished(db_url, study_id), 150, "the study to finish", workers=[a, b])
+    # Then the study ends as the reference did: same statuses, rungs and losses, the victim resumed
+    assert study_state(db_url, study_id) == "complete"
+    got = {(r["round_index"], r["trial_index"]): r for r in trial_rows(db_url, study_id)}
+    assert not [r["error"] for r in got.values() if r["error"]]
+    assert {k: (r["status"], r["epochs_run"], r["val_loss"]) for k, r in got.items()} == {
+        k: (r["status"], r["epochs_run"], r["val_loss"]) for k, r in expected.items()
+    }
+    assert _rows_by_id(db_url, study_id)[victim]["worker"] == b.name
+
+
+def _all_rows(db_url: str) -> list[dict]:
+    from service.store import open_store, reads, studies
+
+    store = open_store(db_url)
+    try:
+        return [
+            {**r, "study_id": sid} for sid in studies.study_ids(store) for r in reads.trial_rows(store, sid)
+        ]
+    finally:
+        store.dispose()

@@ -28,6 +28,7 @@ from core.hparams import HPARAMS, check_config, resolve
 from core.search.distributions import Choice
 from core.search.objective import OBJECTIVES, Objective
 from core.search.proposal import SAMPLERS
+from core.search.pruning import Pruning, parse_pruning
 from core.search.space import SearchSpace
 from core.search.strategies import STRATEGY_TYPES, Strategy
 from core.search.strategies.coarse_to_fine import NARROW, VERSIONS
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 #: The sections of a study file, in order.
-SECTIONS = ("study", "strategy", "fixed", "space")
+SECTIONS = ("study", "strategy", "fixed", "space", "pruning")
 #: Strategy names.
 STRATEGIES = tuple(STRATEGY_TYPES)
 #: Largest trial budget a study may ask for.
@@ -79,6 +80,7 @@ class StudySpec:
         fixed: hyperparameters held constant, checked and normalised.
         space: the searched hyperparameters.
         description: free text.
+        pruning: the ``[pruning]`` rule (:mod:`core.search.pruning`; inactive by default).
         raw: the parsed TOML table as given.
     """
 
@@ -94,6 +96,7 @@ class StudySpec:
     fixed: dict[str, Any]
     space: SearchSpace
     description: str = ""
+    pruning: Pruning = field(default_factory=Pruning)
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -142,7 +145,10 @@ class StudySpec:
         if self.description:
             study["description"] = self.description
         options = {k: v for k, v in self.options.items() if v is not None}
-        return {"study": study, "strategy": options, "fixed": dict(self.fixed), "space": self.space.to_dict()}
+        out = {"study": study, "strategy": options, "fixed": dict(self.fixed), "space": self.space.to_dict()}
+        if self.pruning.active:  # absent otherwise: a study without pruning is stored as before
+            out["pruning"] = self.pruning.to_dict()
+        return out
 
 
 def load_study(text: str) -> StudySpec:
@@ -393,10 +399,14 @@ def parse_study(table: Mapping[str, Any]) -> StudySpec:
     space = SearchSpace.from_dict(_section(table, "space", True))
     fixed = _parse_fixed(_section(table, "fixed", False), space)
     options = _parse_options(study["strategy"], _section(table, "strategy", False), space)
+    pruning = parse_pruning(
+        _section(table, "pruning", False), int(resolve(fixed)["epochs"]), "epochs" in space.dims
+    )
     return StudySpec(
         **study,
         options=options,
         fixed=fixed,
         space=space,
+        pruning=pruning,
         raw=copy.deepcopy(dict(table)),
     )

@@ -45,6 +45,7 @@ def summary(spec: StudySpec, shape: DataShape | None = None) -> dict[str, Any]:
             k: {"distribution": d.describe(), "region": d.region()} for k, d in spec.space.dims.items()
         },
         "fixed": spec.fixed,
+        "pruning": {**spec.pruning.to_dict(), "rungs": spec.pruning.rungs},
     }
     if shape is not None:
         info["data_shape"] = shape.to_dict()
@@ -86,6 +87,12 @@ def validate(
     out.print(f"  objective  {spec.objective} ({info['direction']})", markup=False)
     out.print(f"  strategy   {spec.strategy} ({knobs})", markup=False)
     out.print(f"  budget     at most {info['budget']} trials, seed {spec.seed}", markup=False)
+    if spec.pruning.active:
+        rungs = ", ".join(map(str, spec.pruning.rungs))
+        out.print(
+            f"  pruning    {spec.pruning.kind}: rungs at {rungs} epochs, the best 1/{spec.pruning.reduction} "
+            "continue at each", markup=False,
+        )
     table = Table("searched", "distribution", "region")
     for k, d in spec.space.dims.items():
         table.add_row(k, d.describe(), str(d.region()))

@@ -73,6 +73,8 @@ class Claim:
     attempt: int
     #: The epoch of the checkpoint this attempt resumes from (0: none, train from the start).
     resume_epoch: int = 0
+    #: With ``[pruning]``: the rung this attempt trains to (None: every epoch).
+    target_epochs: int | None = None
 
 
 def claim_trial(
@@ -110,14 +112,14 @@ def claim_trial(
     has_epochs = select(Epoch.trial_id).where(Epoch.trial_id == Trial.id).exists()
     claim_stmt = (
         update(Trial)
-        .where(Trial.id == trial_id, Trial.attempts < max_attempts, claimable)
+        .where(Trial.id == trial_id, Trial.attempts - Trial.rung_base < max_attempts, claimable)
         .values(
             status=TrialStatus.RUNNING, attempts=Trial.attempts + 1, worker=worker, started_at=db_now(),
             heartbeat_at=db_now(), finished_at=None, error=None,
         )
         .returning(
             Trial.study_id, Trial.round_index, Trial.trial_index, Trial.params, Trial.seed, Trial.attempts,
-            study_state, has_epochs,
+            study_state, has_epochs, Trial.target_epochs,
         )
     )
 
@@ -126,7 +128,7 @@ def claim_trial(
         if row is None:
             _refuse_claim(s, trial_id, claimable, max_attempts)
             return None
-        study_id, round_index, trial_index, params, seed, attempt, state, stale_curve = row
+        study_id, round_index, trial_index, params, seed, attempt, state, stale_curve, target = row
         resume = 0
         if stale_curve:
             saved = s.execute(
@@ -141,21 +143,24 @@ def claim_trial(
                 .where(Study.id == study_id, Study.state == StudyState.QUEUED)
                 .values(state=StudyState.RUNNING)
             )
-        return Claim(trial_id, study_id, round_index, trial_index, dict(params), seed, attempt, resume)
+        return Claim(
+            trial_id, study_id, round_index, trial_index, dict(params), seed, attempt, resume, target
+        )
 
     return store.run(go)
 
 
 def _refuse_claim(s: Session, trial_id: str, claimable: Any, max_attempts: int) -> None:
     """A claim that did not happen: mark the trial ``failed`` if it is claimable but at the cap."""
-    attempts = s.execute(
-        select(Trial.attempts).where(Trial.id == trial_id, Trial.status.not_in(FINISHED))
-    ).scalar_one_or_none()
-    if attempts is None or attempts < max_attempts:
+    row = s.execute(
+        select(Trial.attempts, Trial.rung_base).where(Trial.id == trial_id, Trial.status.not_in(FINISHED))
+    ).one_or_none()
+    if row is None or row[0] - row[1] < max_attempts:
         return  # missing, finished, running under a live lease, or claimed by another process just now
+    attempts = row[0] - row[1]
     s.execute(
         update(Trial)
-        .where(Trial.id == trial_id, Trial.attempts == attempts, claimable)
+        .where(Trial.id == trial_id, Trial.attempts == row[0], claimable)
         .values(
             status=TrialStatus.FAILED, finished_at=db_now(),
             error=f"gave up after {attempts} attempts (the attempt cap is {max_attempts})",
@@ -215,9 +220,10 @@ def _finish(
     error: str | None,
     last_epoch: dict[str, Any] | None,
     drop_checkpoints: bool = False,
+    checkpoint: tuple[int, bytes] | None = None,
 ) -> bool:
-    if status not in FINISHED:
-        raise BadInput("status", status, "expected a final status: " + ", ".join(FINISHED))
+    if status not in FINISHED and status != TrialStatus.PAUSED:
+        raise BadInput("status", status, "expected a final status: " + ", ".join(FINISHED) + " (or paused)")
     values: dict[str, Any] = {"status": status, "finished_at": db_now(), "heartbeat_at": db_now()}
     for key in METRICS:
         if metrics and key in metrics:
@@ -231,6 +237,8 @@ def _finish(
         s.execute(insert_for(s)(Epoch).values(**_epoch_row(trial_id, last_epoch)).on_conflict_do_nothing())
     if recorded and drop_checkpoints:
         checkpoints.drop(s, trial_id)
+    if recorded and checkpoint is not None:  # a paused trial's rung checkpoint, to resume from
+        checkpoints.put(s, trial_id, attempt, *checkpoint)
     return recorded
 
 
@@ -278,8 +286,12 @@ def finish_trial_progress(
     error: str | None = None,
     last_epoch: dict[str, Any] | None = None,
     drop_checkpoints: bool = False,
+    checkpoint: tuple[int, bytes] | None = None,
 ) -> tuple[bool, Progress]:
     """:func:`finish_trial`, then :func:`service.store.rounds.study_progress`, in one transaction.
+
+    ``status`` may also be ``paused`` (a ``[pruning]`` rung reached), with the rung's ``checkpoint``
+    (epoch, NPZ bytes) stored in the same transaction.
 
     The study's row is locked (``FOR NO KEY UPDATE`` on PostgreSQL; SQLite transactions are serial)
     between recording and counting, so of two trials finishing a round at the same moment the second
@@ -291,7 +303,9 @@ def finish_trial_progress(
     """
 
     def go(s: Session) -> tuple[bool, Progress]:
-        recorded = _finish(s, trial_id, attempt, status, metrics, error, last_epoch, drop_checkpoints)
+        recorded = _finish(
+            s, trial_id, attempt, status, metrics, error, last_epoch, drop_checkpoints, checkpoint
+        )
         s.execute(select(Study.id).where(Study.id == study_id).with_for_update(key_share=True))
         return recorded, progress_in(s, study_id)
 
@@ -357,11 +371,12 @@ def stale_running(store: Store, older_than: float, *, study_id: str | None = Non
     """Running trials that are :func:`stale` after ``older_than`` seconds.
 
     Returns:
-        Dicts with id, study_id, worker, attempts and heartbeat_at, by id.
+        Dicts with id, study_id, worker, attempts, rung_base (``attempts`` when its ``[pruning]`` rung
+        began) and heartbeat_at, by id.
     """
-    stmt = select(Trial.id, Trial.study_id, Trial.worker, Trial.attempts, Trial.heartbeat_at).where(
-        stale(older_than)
-    )
+    stmt = select(
+        Trial.id, Trial.study_id, Trial.worker, Trial.attempts, Trial.rung_base, Trial.heartbeat_at
+    ).where(stale(older_than))
     if study_id is not None:
         stmt = stmt.where(Trial.study_id == study_id)
     stmt = stmt.order_by(Trial.id)
@@ -386,12 +401,13 @@ def reap_stale(
     requeued: list[str] = []
     failed: list[str] = []
     for row in stale_running(store, older_than, study_id=study_id):
-        at_cap = row["attempts"] >= max_attempts
+        attempts = row["attempts"] - row["rung_base"]  # the cap counts the current rung's attempts
+        at_cap = attempts >= max_attempts
         if at_cap:
             values: dict[str, Any] = {
                 "status": TrialStatus.FAILED, "finished_at": db_now(),
                 "error": f"worker {row['worker']} stopped responding; gave up after "
-                         f"{row['attempts']} attempts (the attempt cap is {max_attempts})",
+                         f"{attempts} attempts (the attempt cap is {max_attempts})",
             }
         else:
             values = _requeue_values(False)

@@ -117,6 +117,11 @@ class Trial(Base):
     epochs_run: Mapped[int | None] = mapped_column(Integer)
     seconds: Mapped[float | None] = mapped_column(Float)
     samples_per_second: Mapped[float | None] = mapped_column(Float)
+    #: With ``[pruning]``: the epochs this trial trains to next (its current rung); NULL: all of them.
+    target_epochs: Mapped[int | None] = mapped_column(Integer)
+    #: ``attempts`` when the current rung began: the attempt cap counts the rung's attempts only, while
+    #: ``attempts`` itself only grows (it fences the lease).
+    rung_base: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Epoch(Base):

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from core.search.objective import Objective
 from service.store.models import Round, Study, Trial
-from service.store.states import FINISHED, LIVE_STUDY, StudyState, TrialStatus
+from service.store.states import FINISHED, LIVE_STUDY, LIVE_TRIAL, StudyState, TrialStatus
 from service.store.store import Store
 
 __all__ = [
@@ -42,11 +42,13 @@ def create_round(
     region: dict[str, Any],
     parent_index: int | None,
     trials: Sequence[tuple[str, int, dict[str, Any], int]],
+    target_epochs: int | None = None,
 ) -> bool:
     """Create a round and its queued trials in one transaction.
 
     Args:
         trials: (trial id, index in the round, params, seed) per trial.
+        target_epochs: with ``[pruning]``, the first rung every trial trains to.
 
     Returns:
         True if this call created the round; False if it existed already (created by another process:
@@ -63,6 +65,7 @@ def create_round(
                     {
                         "id": tid, "study_id": study_id, "round_index": round_index, "trial_index": idx,
                         "params": params, "seed": seed, "status": TrialStatus.QUEUED, "attempts": 0,
+                        "target_epochs": target_epochs, "rung_base": 0,
                     }
                     for tid, idx, params, seed in trials
                 ],
@@ -91,7 +94,9 @@ def round_results(store: Store, study_id: str, objective: str) -> list[list[tupl
     """Per round, (params, objective value) of every trial, in trial order.
 
     The value is the stored ``val_loss`` or ``val_accuracy``; NaN for every trial that did not complete
-    (diverged, failed, and cancelled ones, which only exist in a cancelled study).
+    (diverged, failed, and cancelled ones, which only exist in a cancelled study). A ``pruned`` trial gives
+    its last rung's value: weaker evidence that, learning curves falling, ranks it behind the trials that
+    trained to the end.
     """
     column = Trial.val_accuracy if Objective(objective).maximize else Trial.val_loss
     stmt = (
@@ -101,7 +106,7 @@ def round_results(store: Store, study_id: str, objective: str) -> list[list[tupl
     )
     out: dict[int, list[tuple[dict[str, Any], float]]] = defaultdict(list)
     for rnd, params, status, value in store.run(lambda s: s.execute(stmt).all()):
-        ok = status == TrialStatus.COMPLETE and value is not None
+        ok = status in (TrialStatus.COMPLETE, TrialStatus.PRUNED) and value is not None
         out[rnd].append((params, float(value) if ok else math.nan))
     n = max(out) + 1 if out else 0
     return [out.get(i, []) for i in range(n)]
@@ -128,35 +133,40 @@ class Progress:
         state: the study's state (None: no such study).
         objective: the study's objective column.
         latest: the index of its latest round (None before round 0 exists).
-        pending: the latest round's trials that are queued or running.
+        pending: the latest round's trials that are not finished (queued, running or paused).
+        live: of those, the ones queued or running (the others wait at a ``[pruning]`` rung).
     """
 
     state: StudyState | None
     objective: str | None = None
     latest: int | None = None
     pending: int = 0
+    live: int = 0
 
     @property
     def due(self) -> bool:
         """True when the study is live and its latest round is over (or none exists): advance it."""
         return self.state in LIVE_STUDY and self.pending == 0
 
+    @property
+    def rung_due(self) -> bool:
+        """True when the latest round's running is over but some of its trials wait at a rung."""
+        return self.state in LIVE_STUDY and self.pending > 0 and self.live == 0
+
 
 def progress_in(s: Session, study_id: str) -> Progress:
     """:func:`study_progress` inside the caller's transaction."""
     latest = select(func.max(Round.round_index)).where(Round.study_id == study_id).scalar_subquery()
-    pending = (
-        select(func.count())
-        .select_from(Trial)
-        .where(Trial.study_id == study_id, Trial.round_index == latest, Trial.status.not_in(FINISHED))
-        .scalar_subquery()
-    )
+    of_round = (Trial.study_id == study_id) & (Trial.round_index == latest)
+    pending = select(func.count()).select_from(Trial).where(of_round, Trial.status.not_in(FINISHED))
+    live = select(func.count()).select_from(Trial).where(of_round, Trial.status.in_(LIVE_TRIAL))
     row = s.execute(
-        select(Study.state, Study.objective, latest, pending).where(Study.id == study_id)
+        select(Study.state, Study.objective, latest, pending.scalar_subquery(), live.scalar_subquery())
+        .where(Study.id == study_id)
     ).one_or_none()
     if row is None:
         return Progress(None)
-    return Progress(StudyState(row[0]), row[1], row[2], int(row[3] or 0))
+    return Progress(StudyState(row[0]), row[1], row[2], int(row[3] or 0), int(row[4] or 0))
 
 
 def study_progress(store: Store, study_id: str) -> Progress:

@@ -26,6 +26,10 @@ class TrialStatus(StrEnum):
     FAILED = "failed"
     #: Stopped because its study was cancelled.
     CANCELLED = "cancelled"
+    #: Trained to a rung of ``[pruning]`` and waiting for the rung's decision (its checkpoint kept).
+    PAUSED = "paused"
+    #: Stopped at a rung of ``[pruning]``: its metrics and curve are the rung's.
+    PRUNED = "pruned"
 
     @property
     def is_finished(self) -> bool:
@@ -57,7 +61,7 @@ class StudyState(StrEnum):
 
 #: Final statuses: such a trial is never run again.
 FINISHED: tuple[TrialStatus, ...] = (
-    TrialStatus.COMPLETE, TrialStatus.DIVERGED, TrialStatus.FAILED, TrialStatus.CANCELLED,
+    TrialStatus.COMPLETE, TrialStatus.DIVERGED, TrialStatus.FAILED, TrialStatus.CANCELLED, TrialStatus.PRUNED,
 )
 #: Statuses of a trial that still has to run, or is running.
 LIVE_TRIAL: tuple[TrialStatus, ...] = (TrialStatus.QUEUED, TrialStatus.RUNNING)

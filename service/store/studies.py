@@ -148,7 +148,7 @@ def cancel_study(store: Store, study_id: str) -> int:
         )
         return s.execute(
             update(Trial)
-            .where(Trial.study_id == study_id, Trial.status == TrialStatus.QUEUED)
+            .where(Trial.study_id == study_id, Trial.status.in_((TrialStatus.QUEUED, TrialStatus.PAUSED)))
             .values(status=TrialStatus.CANCELLED, finished_at=db_now())
         ).rowcount
 

@@ -1,0 +1,72 @@
+"""The rungs of ``[pruning]``: deciding, once a round's trials all wait at a rung, which continue.
+
+Successive halving (:mod:`core.search.pruning`): when none of the latest round's trials is queued or
+running and some are ``paused`` at a rung, the best ``max(1, n // reduction)`` of the ``n`` paused there
+are queued again with the next rung as their target (resumed from the checkpoint they paused with) and
+the others become ``pruned``, their checkpoints dropped. The choice is :func:`core.search.pruning.promote`
+of the rung's stored results, made under the study's row lock, so of two processes that see the rung
+over, one decides and the other finds nothing left to decide.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core.search.objective import Objective
+from core.search.pruning import Pruning, promote
+from service.store import checkpoints
+from service.store.clock import db_now
+from service.store.models import Study, Trial
+from service.store.states import LIVE_TRIAL, TrialStatus
+from service.store.store import Store
+
+__all__ = ["promote_rung"]
+
+
+def promote_rung(
+    store: Store, study_id: str, round_index: int, objective: Objective, pruning: Pruning
+) -> list[str]:
+    """Decide the rung the latest round's paused trials wait at; return the ids queued again (trial order).
+
+    Nothing happens (an empty list) while a trial of the round is queued or running, or when no trial
+    is paused.
+    """
+    column = Trial.val_accuracy if objective.maximize else Trial.val_loss
+    of_round = (Trial.study_id == study_id) & (Trial.round_index == round_index)
+
+    def go(s: Session) -> list[str]:
+        s.execute(select(Study.id).where(Study.id == study_id).with_for_update(key_share=True))
+        if s.execute(select(Trial.id).where(of_round, Trial.status.in_(LIVE_TRIAL)).limit(1)).first():
+            return []
+        paused = s.execute(
+            select(Trial.id, Trial.trial_index, Trial.target_epochs, Trial.attempts, column)
+            .where(of_round, Trial.status == TrialStatus.PAUSED)
+            .order_by(Trial.trial_index)
+        ).all()
+        if not paused:
+            return []
+        rung = min(int(r.target_epochs or 0) for r in paused)
+        at = [r for r in paused if int(r.target_epochs or 0) == rung]
+        nxt = pruning.next_rung(rung)
+        keep = set(promote([(r.trial_index, objective.minimizing(r[4])) for r in at], pruning.reduction))
+        queued = []
+        for r in at:
+            if r.trial_index in keep and nxt is not None:
+                s.execute(
+                    update(Trial)
+                    .where(Trial.id == r.id, Trial.status == TrialStatus.PAUSED)
+                    .values(status=TrialStatus.QUEUED, target_epochs=nxt, rung_base=r.attempts, worker=None,
+                            heartbeat_at=None, finished_at=None)
+                )
+                queued.append(r.id)
+            else:
+                s.execute(
+                    update(Trial)
+                    .where(Trial.id == r.id, Trial.status == TrialStatus.PAUSED)
+                    .values(status=TrialStatus.PRUNED, finished_at=db_now())
+                )
+                checkpoints.drop(s, r.id)
+        return queued
+
+    return store.run(go)
