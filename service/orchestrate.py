@@ -177,10 +177,14 @@ def advance_study(store: Store, study_id: str, progress: rounds.Progress | None 
 
     if progress is None:
         progress = rounds.study_progress(store, study_id)
-    if progress.rung_due and progress.latest is not None:
+    if progress.waiting and progress.latest is not None:  # trials wait at a [pruning] rung
         spec = study_spec(store, study_id)
         objective = Objective(progress.objective or spec.objective)
-        return rungs.promote_rung(store, study_id, progress.latest, objective, spec.pruning)
+        if spec.pruning.kind == "asha":
+            return rungs.promote_asha(store, study_id, progress.latest, objective, spec.pruning)
+        if progress.rung_due:
+            return rungs.promote_rung(store, study_id, progress.latest, objective, spec.pruning)
+        return []
     if not progress.due:
         return []
     spec = study_spec(store, study_id)

@@ -13,7 +13,7 @@ from worker_procs import run_cli, study_state, trial_rows, wait_for, worker_env,
 
 from core.errors import BadInput
 from core.search import load_study
-from core.search.pruning import Pruning, promote
+from core.search.pruning import Pruning, promote, promote_async
 from service.store import checkpoints, open_store, reads, studies
 
 STUDY = """
@@ -71,6 +71,10 @@ def test_rungs_and_promotion_rule():
     results = [(3, 0.2), (0, 0.5), (1, 0.2), (2, float("nan")), (4, 0.9), (5, 0.1), (6, 0.3)]
     assert promote(results, 3) == [5, 1] == promote(list(reversed(results)), 3)
     assert promote([(0, float("nan"))], 3) == [0] and promote([], 2) == []
+    # ASHA: the waiting trials among the best n // reduction reached so far
+    reached = [(0, 0.4), (1, 0.1), (2, 0.3), (3, 0.9), (4, 0.2), (5, 0.8)]
+    assert promote_async(reached, [0, 2, 3], 3) == [] and promote_async(reached, [4, 3], 3) == [4]
+    assert promote_async(reached[:2], [1], 3) == []
 
 
 @pytest.mark.parametrize(
@@ -204,3 +208,23 @@ def test_ctrl_c_mid_rung_then_resume_reruns_no_finished_rung(tmp_path: Path) -> 
     want = {_key(r): (r["status"], r["epochs_run"], r["val_loss"], r["params"]) for r in expected}
     got = {_key(r): (r["status"], r["epochs_run"], r["val_loss"], r["params"]) for r in after.values()}
     assert got == want
+
+
+def test_asha_promotes_without_a_barrier_and_keeps_one_full_trial_per_round(tmp_path: Path):
+    # ASHA's choices depend on the order results arrive in, so this checks what holds in any order.
+    db, rows = _run(tmp_path, "asha", STUDY.format(pruning=HALVING.replace("halving", "asha")))
+    _db, plain = _run(tmp_path, "plain", STUDY.format(pruning=""))
+    assert {r["status"] for r in rows} <= {"complete", "pruned"}
+    for k in (0, 1):
+        mine = [r for r in rows if r["round_index"] == k]
+        assert len(mine) == 6 and any(r["status"] == "complete" for r in mine)
+        assert all(r["epochs_run"] in (1, 3, 9) for r in mine)
+    assert sum(r["epochs_run"] for r in rows) <= sum(r["epochs_run"] for r in plain) / 2
+    # A fully trained round-0 trial (round 0's configurations are the same) ends as in the unpruned study
+    plain_by = {_key(r): r for r in plain}
+    for r in rows:
+        if r["round_index"] == 0 and r["status"] == "complete":
+            assert r["val_loss"] == plain_by[_key(r)]["val_loss"]
+    store = open_store(db)
+    assert checkpoints.stored_bytes(store) == 0
+    store.dispose()

@@ -5,7 +5,7 @@ A study file's ``[pruning]`` section:
 .. code-block:: toml
 
     [pruning]
-    kind = "halving"     # "halving" | "none" (the default: every trial trains all its epochs)
+    kind = "halving"     # "halving" | "asha" | "none" (the default: every trial trains all its epochs)
     min_epochs = 1       # the first rung
     reduction = 3        # keep the best 1/3 at each rung
 
@@ -16,6 +16,12 @@ checkpoint, to the next, and the others stop there with status ``pruned``. A run
 exact prefix of the full run (the learning rate depends on the epoch, not on the planned length), so a
 promoted trial ends bit for bit as if it had never paused. Promotion is :func:`promote`, a pure function of
 the rung's results, so a study stays deterministic on any path.
+
+``asha`` (asynchronous successive halving, Li et al. 2020) has no barrier between rungs: whenever a trial
+reaches a rung, any trial waiting there that ranks in the best ``n // reduction`` of the ``n`` that have
+reached it so far continues at once; when nothing of the round is left running, those still waiting are
+pruned. It keeps every worker busy, but which trials continue depends on the order in which results
+arrive, so an ``asha`` study is not reproducible run to run (``halving`` is).
 
 Pure: no I/O.
 """
@@ -29,10 +35,10 @@ from typing import Any
 
 from core.errors import BadInput
 
-__all__ = ["KINDS", "Pruning", "parse_pruning", "promote"]
+__all__ = ["KINDS", "Pruning", "parse_pruning", "promote", "promote_async"]
 
 #: What ``kind`` may be.
-KINDS = ("none", "halving")
+KINDS = ("none", "halving", "asha")
 _KEYS = ("kind", "min_epochs", "reduction")
 
 
@@ -41,7 +47,7 @@ class Pruning:
     """A study's pruning rule.
 
     Attributes:
-        kind: ``"none"`` or ``"halving"``.
+        kind: ``"none"``, ``"halving"`` or ``"asha"``.
         min_epochs: epochs of the first rung.
         reduction: at each rung the best ``1 / reduction`` continue.
         epochs: the full training length (``[fixed] epochs``), the last rung.
@@ -118,6 +124,36 @@ def parse_pruning(table: Mapping[str, Any], epochs: int, epochs_searched: bool) 
     return Pruning(kind, min_epochs, reduction, epochs)
 
 
+def promote_async(reached: Sequence[tuple[int, float]], waiting: Sequence[int], reduction: int) -> list[int]:
+    """ASHA's rule at one rung: which waiting trials continue now.
+
+    Args:
+        reached: (trial index, smaller-is-better value at the rung) of every trial that has reached the rung
+            so far (waiting there or gone on).
+        waiting: the indices among them still waiting at the rung.
+        reduction: the rung's reduction factor.
+
+    Returns:
+        The waiting trials ranked in the best ``n // reduction`` of ``reached`` (none while ``n`` is below
+        the reduction), best first.
+
+    Example:
+        >>> promote_async([(0, 0.5), (1, 0.2)], [0, 1], 3)          # two results: too few to choose
+        []
+        >>> promote_async([(0, 0.5), (1, 0.2), (2, 0.9)], [0, 2], 3)  # trial 1 is best but has gone on
+        []
+        >>> promote_async([(0, 0.5), (1, 0.2), (2, 0.9)], [1, 2], 3)
+        [1]
+    """
+    top = [i for i, _ in _ranked(reached)[: len(reached) // reduction]]
+    wait = set(waiting)
+    return [i for i in top if i in wait]
+
+
+def _ranked(results: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
+    return sorted(results, key=lambda iv: (iv[1] if math.isfinite(iv[1]) else math.inf, iv[0]))
+
+
 def promote(results: Sequence[tuple[int, float]], reduction: int) -> list[int]:
     """Which trials of a rung continue: the best ``max(1, n // reduction)`` of the ``n`` that reached it.
 
@@ -135,5 +171,4 @@ def promote(results: Sequence[tuple[int, float]], reduction: int) -> list[int]:
     """
     if not results:
         return []
-    ranked = sorted(results, key=lambda iv: (iv[1] if math.isfinite(iv[1]) else math.inf, iv[0]))
-    return [i for i, _ in ranked[: max(1, len(results) // reduction)]]
+    return [i for i, _ in _ranked(results)[: max(1, len(results) // reduction)]]

@@ -149,6 +149,11 @@ class Progress:
         return self.state in LIVE_STUDY and self.pending == 0
 
     @property
+    def waiting(self) -> bool:
+        """True when the study is live and some of its latest round's trials wait at a rung."""
+        return self.state in LIVE_STUDY and self.pending > self.live
+
+    @property
     def rung_due(self) -> bool:
         """True when the latest round's running is over but some of its trials wait at a rung."""
         return self.state in LIVE_STUDY and self.pending > 0 and self.live == 0
