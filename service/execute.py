@@ -235,6 +235,8 @@ def execute_trial(
     else:
         status, error = TrialStatus(result.status), None
         metrics = {key: getattr(result, key, None) for key in lease.METRICS}
+        if metrics.get("seconds") is not None:  # a resumed rung adds to the earlier rungs' time
+            metrics["seconds"] += claim.seconds_before
         if status == TrialStatus.COMPLETE and saving.rung:
             status = TrialStatus.PAUSED  # at a rung: the rung's decision (service.store.rungs) comes next
         if status == TrialStatus.CANCELLED:

@@ -75,6 +75,8 @@ class Claim:
     resume_epoch: int = 0
     #: With ``[pruning]``: the rung this attempt trains to (None: every epoch).
     target_epochs: int | None = None
+    #: Training seconds already recorded for the epochs this attempt resumes after (earlier rungs).
+    seconds_before: float = 0.0
 
 
 def claim_trial(
@@ -119,7 +121,7 @@ def claim_trial(
         )
         .returning(
             Trial.study_id, Trial.round_index, Trial.trial_index, Trial.params, Trial.seed, Trial.attempts,
-            study_state, has_epochs, Trial.target_epochs,
+            study_state, has_epochs, Trial.target_epochs, Trial.seconds,
         )
     )
 
@@ -128,7 +130,7 @@ def claim_trial(
         if row is None:
             _refuse_claim(s, trial_id, claimable, max_attempts)
             return None
-        study_id, round_index, trial_index, params, seed, attempt, state, stale_curve, target = row
+        study_id, round_index, trial_index, params, seed, attempt, state, stale_curve, target, spent = row
         resume = 0
         if stale_curve:
             saved = s.execute(
@@ -144,7 +146,8 @@ def claim_trial(
                 .values(state=StudyState.RUNNING)
             )
         return Claim(
-            trial_id, study_id, round_index, trial_index, dict(params), seed, attempt, resume, target
+            trial_id, study_id, round_index, trial_index, dict(params), seed, attempt, resume, target,
+            float(spent or 0.0) if resume else 0.0,
         )
 
     return store.run(go)

@@ -1,0 +1,419 @@
+"""Multi-fidelity time-to-quality: caviar with and without ``[pruning]`` against Optuna + PyTorch, in one run.
+
+    python bench/fidelity.py --seeds 10                         # digits and mnist1d
+    python bench/fidelity.py --seeds 2 --datasets digits        # a quick look
+
+Methods, each with 2 worker processes, 48 configurations of the same space per seed:
+
+- ``caviar-halving``: ``caviar run``'s path (local pool, SQLite store) with coarse-to-fine v2 in rounds of 4
+  and ``[pruning] kind = "halving"``, min_epochs 1, reduction 3;
+- ``caviar``: the same study without pruning;
+- ``top-k``: train all 48 random configurations 1 epoch on caviar's engine, keep the best 6, train those to
+  the end (resumed from their 1-epoch checkpoint);
+- ``optuna-torch-hb`` / ``optuna-torch``: Optuna's TPESampler (defaults) with ``HyperbandPruner`` (defaults,
+  reporting the validation loss every epoch) / with no pruner, training in **PyTorch** (one thread per
+  process, the same architecture, split and epochs); two processes share the study through a journal file;
+- ``optuna-caviar-hb`` / ``optuna-caviar``: the same Optuna runs training with caviar's engine instead, to
+  separate the engine's share of the time from the search's.
+
+Per method and seed: the best validation loss, the epochs trained, and the wall time until the best so
+far reached the target, the median over seeds of ``optuna-torch``'s best (48 full trials, no pruning).
+Printed: medians over seeds, time-to-quality ratios to ``optuna-torch-hb``, and the epochs ratio of
+``caviar-halving`` to ``caviar`` at the target.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import multiprocessing as mp  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.hparams import resolve  # noqa: E402
+
+#: The searched space (the search benchmark's, on the chapter's scales).
+SPACE = """
+learning_rate = { log = [1e-4, 1e-1] }
+beta1 = { one_minus_log = [0.8, 0.999] }
+hidden_units = { int = [16, 512], log = true }
+layers = { int = [1, 3] }
+lr_decay = { uniform = [0.0, 1.0] }
+batch_size = { int = [16, 256], log = true }
+norm = { choice = ["batch", "layer", "none"] }
+"""
+TRIALS = 48
+TOP_K = 6
+METHODS = (
+    "caviar-halving",
+    "caviar",
+    "top-k",
+    "optuna-torch-hb",
+    "optuna-torch",
+    "optuna-caviar-hb",
+    "optuna-caviar",
+)
+
+
+def study_text(dataset: str, seed: int, epochs: int, pruning: bool) -> str:
+    prune = '[pruning]\nkind = "halving"\nmin_epochs = 1\nreduction = 3\n' if pruning else ""
+    return (
+        f'[study]\nname = "fidelity"\ndataset = "{dataset}"\nobjective = "val_loss"\n'
+        f'strategy = "coarse-to-fine"\nseed = {seed}\n'
+        f"[strategy]\nrounds = {TRIALS // 4}\ntrials_per_round = 4\n"
+        f'{prune}[fixed]\nepochs = {epochs}\noptimizer = "adam"\n[space]\n{SPACE}'
+    )
+
+
+# --- caviar through the product (local pool, SQLite) ------------------------------------------------------
+
+
+def run_caviar(dataset: str, seed: int, epochs: int, pruning: bool) -> dict[str, Any]:
+    from core.search import load_study
+    from service.local import run_local
+    from service.orchestrate import submit
+    from service.store import open_store, reads
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(f"sqlite:///{tmp}/c.db")
+        spec = load_study(study_text(dataset, seed, epochs, pruning))
+        start = time.perf_counter()
+        study_id, ids = submit(store, spec)
+        events: list[tuple[float, str]] = []
+        run_local(
+            store, study_id, ids, workers=2, on_finished=lambda tid: events.append((time.perf_counter(), tid))
+        )
+        rows = {r["id"]: r for r in reads.trial_rows(store, study_id)}
+        store.dispose()
+    trace = []
+    for t, tid in events:  # a trial's final (complete) result is what counts as found
+        r = rows[tid]
+        if r["status"] == "complete" and r["val_loss"] is not None:
+            trace.append((t - start, r["val_loss"]))
+    return {
+        "trace": trace,
+        "epochs": sum(r["epochs_run"] or 0 for r in rows.values()),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+# --- train everything briefly, keep the top k --------------------------------------------------------------
+
+
+def _topk_job(job: tuple[str, int, dict[str, Any], int, int, Any]) -> tuple[float, float, int, Any]:
+    from core.data import load_dataset
+    from core.nn import train
+
+    dataset, seed, params, index, epochs, start = job
+    data = load_dataset(dataset, seed=seed, val_fraction=0.2, dtype="float32")
+    config = resolve({**params, "optimizer": "adam", "epochs": epochs, "seed": 1000 * seed + index})
+    kept: list[Any] = []
+    result = train(config, data, start=start, on_checkpoint=kept.append, checkpoint_at={1})
+    loss = result.val_loss if result.status == "complete" else math.inf
+    return (
+        time.perf_counter(),
+        loss,
+        result.epochs_run - (start.epoch if start else 0),
+        kept[0] if kept else None,
+    )
+
+
+def run_topk(dataset: str, seed: int, epochs: int) -> dict[str, Any]:
+    from core.search import load_study, plan_round
+
+    text = study_text(dataset, seed, epochs, False).replace(
+        'strategy = "coarse-to-fine"', 'strategy = "random"'
+    )
+    text = text.replace(f"rounds = {TRIALS // 4}\ntrials_per_round = 4", f"trials = {TRIALS}")
+    configs = plan_round(load_study(text), []).trials
+    start = time.perf_counter()
+    with mp.get_context("fork").Pool(2) as pool:
+        short = pool.map(_topk_job, [(dataset, seed, p, i, 1, None) for i, p in enumerate(configs)])
+        best = sorted(range(len(configs)), key=lambda i: (short[i][1], i))[:TOP_K]
+        full = pool.map(_topk_job, [(dataset, seed, configs[i], i, epochs, short[i][3]) for i in best])
+    trace = [(t - start, v) for t, v, _, _ in full if math.isfinite(v)]
+    return {
+        "trace": sorted(trace),
+        "epochs": sum(e for _, _, e, _ in short) + sum(e for _, _, e, _ in full),
+        "seconds": time.perf_counter() - start,
+    }
+
+
+# --- Optuna, training in PyTorch or in caviar's engine -----------------------------------------------------
+
+
+def _suggest(trial) -> dict[str, Any]:
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True),
+        "beta1": 1.0 - trial.suggest_float("one_minus_beta1", 1e-3, 0.2, log=True),
+        "hidden_units": trial.suggest_int("hidden_units", 16, 512, log=True),
+        "layers": trial.suggest_int("layers", 1, 3),
+        "lr_decay": trial.suggest_float("lr_decay", 0.0, 1.0),
+        "batch_size": trial.suggest_int("batch_size", 16, 256, log=True),
+        "norm": trial.suggest_categorical("norm", ["batch", "layer", "none"]),
+    }
+
+
+def _torch_train(params: dict[str, Any], data: Any, epochs: int, seed: int, report) -> tuple[float, int]:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    X = torch.from_numpy(np.ascontiguousarray(data.X_train, dtype=np.float32))
+    y = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64))
+    Xv = torch.from_numpy(np.ascontiguousarray(data.X_val, dtype=np.float32))
+    yv = torch.from_numpy(np.asarray(data.y_val, dtype=np.int64))
+    layers: list[nn.Module] = []
+    width = X.shape[1]
+    for _ in range(params["layers"]):
+        layers.append(nn.Linear(width, params["hidden_units"], bias=params["norm"] != "batch"))
+        if params["norm"] == "batch":
+            layers.append(nn.BatchNorm1d(params["hidden_units"], momentum=0.1))
+        elif params["norm"] == "layer":
+            layers.append(nn.LayerNorm(params["hidden_units"]))
+        layers.append(nn.ReLU())
+        width = params["hidden_units"]
+    layers.append(nn.Linear(width, int(data.n_classes)))
+    model = nn.Sequential(*layers)
+    opt = torch.optim.Adam(model.parameters(), lr=params["learning_rate"], betas=(params["beta1"], 0.999))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0 / (1.0 + params["lr_decay"] * e))
+    loss_fn = nn.CrossEntropyLoss()
+    g = torch.Generator().manual_seed(seed)
+    batch = min(params["batch_size"], len(X))
+    val = math.inf
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(X), generator=g)
+        for i in range(0, len(X), batch):
+            idx = order[i : i + batch]
+            if len(idx) < 2 and params["norm"] == "batch":
+                continue
+            opt.zero_grad()
+            loss_fn(model(X[idx]), y[idx]).backward()
+            opt.step()
+        sched.step()
+        model.eval()
+        with torch.no_grad():
+            val = float(loss_fn(model(Xv), yv))
+        if not math.isfinite(val):
+            return math.inf, epoch + 1
+        if report(val, epoch + 1):
+            return val, -(epoch + 1)  # pruned: negative epochs mark it
+    return val, epochs
+
+
+def _caviar_train(params: dict[str, Any], data: Any, epochs: int, seed: int, report) -> tuple[float, int]:
+    from core.nn import train
+
+    config = resolve({**params, "optimizer": "adam", "epochs": epochs, "seed": seed})
+    pruned = []
+
+    def on_epoch(entry: dict[str, Any]) -> bool:
+        if report(entry["val_loss"], entry["epoch"]):
+            pruned.append(entry["epoch"])
+            return False
+        return True
+
+    result = train(config, data, on_epoch=on_epoch)
+    if pruned:
+        return result.history[-1]["val_loss"], -pruned[0]
+    return (result.val_loss if result.status == "complete" else math.inf), result.epochs_run
+
+
+def _optuna_worker(args: tuple[str, str, int, int, str, bool, str, int, float]) -> None:
+    import optuna
+    import torch
+
+    torch.set_num_threads(1)  # one thread per process, as caviar's workers
+    from core.data import load_dataset
+
+    journal, dataset, seed, epochs, engine, hyperband, out, worker, start = args
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(journal))
+    pruner = optuna.pruners.HyperbandPruner() if hyperband else optuna.pruners.NopPruner()
+    study = optuna.load_study(
+        study_name="fidelity",
+        storage=storage,
+        sampler=optuna.samplers.TPESampler(seed=seed * 10 + worker),
+        pruner=pruner,
+    )
+    data = load_dataset(dataset, seed=seed, val_fraction=0.2, dtype="float32")
+    fn = _torch_train if engine == "torch" else _caviar_train
+    lines = []
+    while True:
+        done = len(study.get_trials(deepcopy=False))
+        if done >= TRIALS:
+            break
+        trial = study.ask()
+        if trial.number >= TRIALS:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            break
+        params = _suggest(trial)
+
+        def report(value: float, epoch: int, trial=trial) -> bool:
+            if not math.isfinite(value):
+                return False
+            trial.report(value, epoch)
+            return hyperband and trial.should_prune()
+
+        value, epochs_run = fn(params, data, epochs, 1000 * seed + trial.number, report)
+        if epochs_run < 0:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, value if math.isfinite(value) else 10.0)
+        lines.append(
+            json.dumps(
+                {"t": time.time() - start, "v": value, "pruned": epochs_run < 0, "epochs": abs(epochs_run)}
+            )
+        )
+    Path(out).write_text("\n".join(lines))
+
+
+def run_optuna(dataset: str, seed: int, epochs: int, engine: str, hyperband: bool) -> dict[str, Any]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        journal = f"{tmp}/journal.log"
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(journal))
+        optuna.create_study(study_name="fidelity", storage=storage, direction="minimize")
+        start = time.time()
+        procs = [
+            mp.get_context("spawn").Process(
+                target=_optuna_worker,
+                args=((journal, dataset, seed, epochs, engine, hyperband, f"{tmp}/out{w}", w, start),),
+            )
+            for w in range(2)
+        ]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        seconds = time.time() - start
+        rows = [
+            json.loads(line)
+            for w in range(2)
+            for line in Path(f"{tmp}/out{w}").read_text().splitlines()
+            if line
+        ]
+    trace = sorted((r["t"], r["v"]) for r in rows if not r["pruned"] and math.isfinite(r["v"]))
+    return {"trace": trace, "epochs": sum(r["epochs"] for r in rows), "seconds": seconds}
+
+
+def run(method: str, dataset: str, seed: int, epochs: int) -> dict[str, Any]:
+    if method.startswith("caviar"):
+        return run_caviar(dataset, seed, epochs, method == "caviar-halving")
+    if method == "top-k":
+        return run_topk(dataset, seed, epochs)
+    engine = "torch" if "torch" in method else "caviar"
+    return run_optuna(dataset, seed, epochs, engine, method.endswith("-hb"))
+
+
+# --- report ---------------------------------------------------------------------------------------------
+
+
+def time_to(trace: list[tuple[float, float]], target: float) -> float:
+    best = math.inf
+    for t, v in sorted(trace):
+        best = min(best, v)
+        if best <= target:
+            return t
+    return math.inf
+
+
+def report(rows: list[dict[str, Any]], datasets: list[str], methods: list[str]) -> str:
+    out = [
+        "| dataset | method | median best val loss | median epochs | median s | median time to target | "
+        "reached | vs optuna-torch-hb |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for d in datasets:
+        ref = [
+            min((v for _, v in r["trace"]), default=math.inf)
+            for r in rows
+            if r["dataset"] == d and r["method"] == "optuna-torch"
+        ]
+        target = float(np.median(ref)) if ref else math.nan
+        ttq: dict[str, float] = {}
+        for m in methods:
+            sel = [r for r in rows if r["dataset"] == d and r["method"] == m]
+            if not sel:
+                continue
+            times = [time_to(r["trace"], target) for r in sel]
+            ttq[m] = float(np.median(times))
+        base = ttq.get("optuna-torch-hb", math.nan)
+        for m in methods:
+            sel = [r for r in rows if r["dataset"] == d and r["method"] == m]
+            if not sel:
+                continue
+            bests = [min((v for _, v in r["trace"]), default=math.inf) for r in sel]
+            reached = sum(math.isfinite(time_to(r["trace"], target)) for r in sel)
+            ratio = base / ttq[m] if math.isfinite(ttq[m]) and math.isfinite(base) else math.nan
+            out.append(
+                f"| {d} | {m} | {np.median(bests):.4f} | {np.median([r['epochs'] for r in sel]):.0f} | "
+                f"{np.median([r['seconds'] for r in sel]):.0f} | {ttq[m]:.1f} s | {reached}/{len(sel)} | "
+                f"{ratio:.1f}× |"
+            )
+        out.append(f"| {d} | target (median best of optuna-torch) | {target:.4f} | | | | | |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", default="digits,mnist1d")
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--first-seed", dest="first_seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+    datasets, methods = args.datasets.split(","), args.methods.split(",")
+    from core.nn import warmup
+
+    warmup(("float32",))
+    rows = []
+    began = time.perf_counter()
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        for d in datasets:
+            for m in methods:
+                r = {"dataset": d, "method": m, "seed": seed, **run(m, d, seed, args.epochs)}
+                rows.append(r)
+                best = min((v for _, v in r["trace"]), default=math.inf)
+                print(
+                    f"  {d:8} {m:17} seed {seed:2}: best {best:.4f}, {r['epochs']} epochs, "
+                    f"{r['seconds']:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    import optuna
+    import torch
+
+    print(f"# bench/fidelity.py {' '.join(argv if argv is not None else sys.argv[1:])}")
+    print(
+        f"# {datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores, 2 processes per method, "
+        f"{time.perf_counter() - began:.0f} s; optuna {optuna.__version__}, torch {torch.__version__}; "
+        f"{TRIALS} configurations, {args.epochs} epochs of adam"
+    )
+    print(report(rows, datasets, methods))
+    if args.json:
+        args.json.write_text(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
