@@ -7,7 +7,9 @@ Methods, each with 2 worker processes, 48 configurations of the same space per s
 
 - ``caviar-halving``: ``caviar run``'s path (local pool, SQLite store) with coarse-to-fine v2 in rounds of 4
   and ``[pruning] kind = "halving"``, min_epochs 1, reduction 3;
-- ``caviar``: the same study without pruning;
+- ``caviar-halving-12``: the same in rounds of 12 (12 rounds, 144 configurations: about the unpruned
+  study's epochs spent on three times the configurations);
+- ``caviar``: the study of 48 without pruning;
 - ``top-k``: train all 48 random configurations 1 epoch on caviar's engine, keep the best 6, train those to
   the end (resumed from their 1-epoch checkpoint);
 - ``optuna-torch-hb`` / ``optuna-torch``: Optuna's TPESampler (defaults) with ``HyperbandPruner`` (defaults,
@@ -61,6 +63,7 @@ TRIALS = 48
 TOP_K = 6
 METHODS = (
     "caviar-halving",
+    "caviar-halving-12",
     "caviar",
     "top-k",
     "optuna-torch-hb",
@@ -70,12 +73,13 @@ METHODS = (
 )
 
 
-def study_text(dataset: str, seed: int, epochs: int, pruning: bool) -> str:
+def study_text(dataset: str, seed: int, epochs: int, pruning: bool, per_round: int = 4) -> str:
     prune = '[pruning]\nkind = "halving"\nmin_epochs = 1\nreduction = 3\n' if pruning else ""
+    rounds = TRIALS // 4 if per_round == 4 else 12
     return (
         f'[study]\nname = "fidelity"\ndataset = "{dataset}"\nobjective = "val_loss"\n'
         f'strategy = "coarse-to-fine"\nseed = {seed}\n'
-        f"[strategy]\nrounds = {TRIALS // 4}\ntrials_per_round = 4\n"
+        f"[strategy]\nrounds = {rounds}\ntrials_per_round = {per_round}\n"
         f'{prune}[fixed]\nepochs = {epochs}\noptimizer = "adam"\n[space]\n{SPACE}'
     )
 
@@ -83,7 +87,7 @@ def study_text(dataset: str, seed: int, epochs: int, pruning: bool) -> str:
 # --- caviar through the product (local pool, SQLite) ------------------------------------------------------
 
 
-def run_caviar(dataset: str, seed: int, epochs: int, pruning: bool) -> dict[str, Any]:
+def run_caviar(dataset: str, seed: int, epochs: int, pruning: bool, per_round: int = 4) -> dict[str, Any]:
     from core.search import load_study
     from service.local import run_local
     from service.orchestrate import submit
@@ -91,7 +95,7 @@ def run_caviar(dataset: str, seed: int, epochs: int, pruning: bool) -> dict[str,
 
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(f"sqlite:///{tmp}/c.db")
-        spec = load_study(study_text(dataset, seed, epochs, pruning))
+        spec = load_study(study_text(dataset, seed, epochs, pruning, per_round))
         start = time.perf_counter()
         study_id, ids = submit(store, spec)
         events: list[tuple[float, str]] = []
@@ -100,14 +104,33 @@ def run_caviar(dataset: str, seed: int, epochs: int, pruning: bool) -> dict[str,
         )
         rows = {r["id"]: r for r in reads.trial_rows(store, study_id)}
         store.dispose()
-    trace = []
-    for t, tid in events:  # a trial's final (complete) result is what counts as found
-        r = rows[tid]
-        if r["status"] == "complete" and r["val_loss"] is not None:
-            trace.append((t - start, r["val_loss"]))
+    last = {tid: t for t, tid in events}  # a trial's result counts when its last execution (rung) ends
+    trace = sorted(
+        (last[tid] - start, r["val_loss"])
+        for tid, r in rows.items()
+        if tid in last and r["status"] == "complete" and r["val_loss"] is not None
+    )
+    # Per round: epochs trained and the best fully trained loss (epochs-to-target, exact per round).
+    n_rounds = max(r["round_index"] for r in rows.values()) + 1
+    round_epochs = [
+        sum(r["epochs_run"] or 0 for r in rows.values() if r["round_index"] == k) for k in range(n_rounds)
+    ]
+    round_best = [
+        min(
+            (
+                r["val_loss"]
+                for r in rows.values()
+                if r["round_index"] == k and r["status"] == "complete" and r["val_loss"] is not None
+            ),
+            default=math.inf,
+        )
+        for k in range(n_rounds)
+    ]
     return {
         "trace": trace,
-        "epochs": sum(r["epochs_run"] or 0 for r in rows.values()),
+        "epochs": sum(round_epochs),
+        "round_epochs": round_epochs,
+        "round_best": round_best,
         "seconds": time.perf_counter() - start,
     }
 
@@ -318,7 +341,7 @@ def run_optuna(dataset: str, seed: int, epochs: int, engine: str, hyperband: boo
 
 def run(method: str, dataset: str, seed: int, epochs: int) -> dict[str, Any]:
     if method.startswith("caviar"):
-        return run_caviar(dataset, seed, epochs, method == "caviar-halving")
+        return run_caviar(dataset, seed, epochs, method != "caviar", 12 if method.endswith("-12") else 4)
     if method == "top-k":
         return run_topk(dataset, seed, epochs)
     engine = "torch" if "torch" in method else "caviar"
@@ -334,6 +357,16 @@ def time_to(trace: list[tuple[float, float]], target: float) -> float:
         best = min(best, v)
         if best <= target:
             return t
+    return math.inf
+
+
+def epochs_to(row: dict[str, Any], target: float) -> float:
+    """Epochs a caviar study trained up to the end of the first round whose best reached ``target``."""
+    spent, best = 0, math.inf
+    for e, b in zip(row.get("round_epochs", []), row.get("round_best", []), strict=True):
+        spent, best = spent + e, min(best, b)
+        if best <= target:
+            return float(spent)
     return math.inf
 
 
@@ -371,6 +404,14 @@ def report(rows: list[dict[str, Any]], datasets: list[str], methods: list[str]) 
                 f"{ratio:.1f}× |"
             )
         out.append(f"| {d} | target (median best of optuna-torch) | {target:.4f} | | | | | |")
+        plain = [epochs_to(r, target) for r in rows if r["dataset"] == d and r["method"] == "caviar"]
+        for m in ("caviar-halving", "caviar-halving-12"):
+            pruned = [epochs_to(r, target) for r in rows if r["dataset"] == d and r["method"] == m]
+            if pruned and plain:
+                a, b = float(np.median(pruned)), float(np.median(plain))
+                out.append(
+                    f"| {d} | epochs to target, {m} / caviar | {a:.0f} / {b:.0f} = {a / b:.2f} | | | | | |"
+                )
     return "\n".join(out)
 
 
