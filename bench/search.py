@@ -265,8 +265,10 @@ def table(
                 # Runs long enough for this budget (a study that stopped early, e.g. exhausted, counts
                 # as long enough); of two runs of one seed (tables merged from several files), the longer.
                 sel = [
-                    r for r in rows
-                    if r["entry"] == e and r["strategy"] == s
+                    r
+                    for r in rows
+                    if r["entry"] == e
+                    and r["strategy"] == s
                     and (len(r["values"]) >= budget or r.get("stopped"))
                 ]
                 sel.sort(key=lambda r: len(r["values"]))
@@ -295,8 +297,8 @@ def table(
 def main(argv: list[str] | None = None) -> None:
     if argv is None:
         argv = sys.argv[1:]
-    if argv and argv[0] == "table":
-        return print_tables(argv[1:])
+    if argv and argv[0] in ("table", "medians"):
+        return print_tables(argv[1:], compact=argv[0] == "medians")
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("suite", choices=("real", "synthetic"))
     p.add_argument("--datasets", default="digits,mnist1d", help="real suite: datasets")
@@ -363,9 +365,10 @@ def main(argv: list[str] | None = None) -> None:
         args.json.write_text(json.dumps({"argv": argv, "budgets": budgets, "rows": rows}))
 
 
-def print_tables(paths: list[str]) -> None:
+def print_tables(paths: list[str], compact: bool = False) -> None:
     """``python bench/search.py table A.json B.json ...``: one table from several runs' ``--json`` files
-    (e.g. the same suite run on two ranges of seeds)."""
+    (e.g. the same suite run on two ranges of seeds); ``medians`` instead of ``table``: only the medians,
+    a row per entry and budget, a column per strategy (the best of each row in bold)."""
     runs = [json.loads(Path(p).read_text()) for p in paths]
     rows = [r for run in runs for r in run["rows"]]
     budgets = sorted({b for run in runs for b in run["budgets"]})
@@ -374,7 +377,47 @@ def print_tables(paths: list[str]) -> None:
     suite = rows[0]["suite"]
     entries = list(dict.fromkeys(r["entry"] for r in rows))
     strategies = [s for s in ALL if any(r["strategy"] == s for r in rows)]
-    print(table(rows, entries, strategies, budgets, suite))
+    print(
+        medians(rows, entries, strategies, budgets, suite)
+        if compact
+        else table(rows, entries, strategies, budgets, suite)
+    )
+
+
+def medians(
+    rows: list[dict[str, Any]], entries: list[str], strategies: list[str], budgets: list[int], suite: str
+) -> str:
+    fmt = "{:.4f}" if suite == "real" else "{:.3g}"
+    lines = [
+        "| budget | "
+        + ("dataset" if suite == "real" else "function")
+        + " | "
+        + " | ".join(strategies)
+        + " |",
+        "|---|---|" + "---|" * len(strategies),
+    ]
+    for budget in budgets:
+        for e in entries:
+            cells: dict[str, float] = {}
+            for s in strategies:
+                vals = [
+                    best_within(r["values"], budget)
+                    for r in rows
+                    if r["entry"] == e
+                    and r["strategy"] == s
+                    and (len(r["values"]) >= budget or r.get("stopped"))
+                ]
+                if vals:
+                    cells[s] = float(np.median(vals))
+            low = min(cells.values(), default=math.nan)
+            shown = [
+                ("**" + fmt.format(cells[s]) + "**" if cells[s] == low else fmt.format(cells[s]))
+                if s in cells
+                else ""
+                for s in strategies
+            ]
+            lines.append(f"| {budget} | {e} | " + " | ".join(shown) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
