@@ -263,7 +263,7 @@ def table(
             secs: dict[str, float] = {}
             for s in strategies:
                 # Runs long enough for this budget (a study that stopped early, e.g. exhausted, counts
-                # as long enough); of two runs of one seed (tables merged from several files), the longer.
+                # as long enough); of two runs of one seed (tables merged from several files), the shorter.
                 sel = [
                     r
                     for r in rows
@@ -271,9 +271,10 @@ def table(
                     and r["strategy"] == s
                     and (len(r["values"]) >= budget or r.get("stopped"))
                 ]
-                sel.sort(key=lambda r: len(r["values"]))
-                best[s] = {r["seed"]: best_within(r["values"], budget) for r in sel}
-                secs[s] = float(np.mean([r["seconds"] for r in sel])) if sel else math.nan
+                # Longest first: the shortest run long enough is kept (its seconds are this budget's).
+                chosen = {r["seed"]: r for r in sorted(sel, key=lambda r: -len(r["values"]))}
+                best[s] = {k: best_within(r["values"], budget) for k, r in chosen.items()}
+                secs[s] = float(np.mean([r["seconds"] for r in chosen.values()])) if chosen else math.nan
             for s in strategies:
                 if not best[s]:
                     continue
