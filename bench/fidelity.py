@@ -2,6 +2,7 @@
 
     python bench/fidelity.py --seeds 10                         # digits and mnist1d
     python bench/fidelity.py --seeds 2 --datasets digits        # a quick look
+    python bench/fidelity.py table a.json b.json                # one table from several runs' --json
 
 Methods, each with 2 worker processes, 48 configurations of the same space per seed:
 
@@ -416,6 +417,14 @@ def report(rows: list[dict[str, Any]], datasets: list[str], methods: list[str]) 
 
 
 def main(argv: list[str] | None = None) -> None:
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in and args_in[0] == "table":  # python bench/fidelity.py table A.json B.json: runs merged
+        rows = [r for path in args_in[1:] for r in json.loads(Path(path).read_text())]
+        datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+        methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+        print(f"# bench/fidelity.py {' '.join(args_in)}: seeds {sorted({r['seed'] for r in rows})}")
+        print(report(rows, datasets, methods))
+        return
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--datasets", default="digits,mnist1d")
     p.add_argument("--methods", default=",".join(METHODS))
