@@ -38,7 +38,6 @@ def plot_study(store: Store, study_id: str, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib import ticker
     from matplotlib.lines import Line2D
 
     from service.orchestrate import study_spec
@@ -75,12 +74,8 @@ def plot_study(store: Store, study_id: str, path: Path) -> Path:
             choices = [str(c) for c in dist.region()]
             ax.set_xticks(range(len(choices)), choices)
             ax.set_xlim(-0.6, len(choices) - 0.4)
-        elif kind in ("log", "one_minus_log") or (kind == "int" and getattr(dist, "log", False)):
-            ax.set_xscale("log")
-        if kind == "int" and getattr(dist, "log", False):
-            ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-            ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
-            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        else:
+            _scale_axis(ax, dist)
         # Regions as bands, widest (round 0) at the back; for choices, a band on each kept choice.
         for r in round_rows if len(round_rows) <= MAX_BANDED_ROUNDS else ():
             bounds = r.region.get(name)
@@ -175,6 +170,19 @@ def plot_study(store: Store, study_id: str, path: Path) -> Path:
     return path
 
 
+def _scale_axis(ax: Any, dist: Any) -> None:
+    """A numeric hyperparameter's x axis on its distribution's scale (log for log, 1 − β and log-int)."""
+    from matplotlib import ticker
+
+    log_int = dist.kind == "int" and getattr(dist, "log", False)
+    if dist.kind in ("log", "one_minus_log") or log_int:
+        ax.set_xscale("log")
+    if log_int:
+        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+
+
 def _regions_panel(ax: Any, name: str, dist: Any, round_rows: list[Any], done: list[dict[str, Any]],
                    pruned: list[dict[str, Any]], objective: Objective, colour: dict[int, Any]) -> None:
     """One hyperparameter's regions, a bar per round (round 0 at the top), with the round's trials
@@ -182,12 +190,7 @@ def _regions_panel(ax: Any, name: str, dist: Any, round_rows: list[Any], done: l
     from matplotlib import ticker
 
     kind = dist.kind
-    if kind in ("log", "one_minus_log") or (kind == "int" and getattr(dist, "log", False)):
-        ax.set_xscale("log")
-    if kind == "int" and getattr(dist, "log", False):
-        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
-        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    _scale_axis(ax, dist)
     whole = sorted(_axis_values(kind, dist.region()))
     best_so_far: dict[str, Any] | None = None
     for r in round_rows:

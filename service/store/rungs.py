@@ -30,6 +30,26 @@ from service.store.store import Store
 __all__ = ["promote_rung", "promote_asha"]
 
 
+def _continue(s: Session, trial_id: str, attempts: int, target: int) -> None:
+    """Queue a paused trial again for its next rung; its attempts there count from now."""
+    s.execute(
+        update(Trial)
+        .where(Trial.id == trial_id, Trial.status == TrialStatus.PAUSED)
+        .values(status=TrialStatus.QUEUED, target_epochs=target, rung_base=attempts, worker=None,
+                heartbeat_at=None, finished_at=None)
+    )
+
+
+def _prune(s: Session, trial_id: str) -> None:
+    """Stop a paused trial at its rung: status ``pruned``, its checkpoint dropped."""
+    s.execute(
+        update(Trial)
+        .where(Trial.id == trial_id, Trial.status == TrialStatus.PAUSED)
+        .values(status=TrialStatus.PRUNED, finished_at=db_now())
+    )
+    checkpoints.drop(s, trial_id)
+
+
 def promote_rung(
     store: Store, study_id: str, round_index: int, objective: Objective, pruning: Pruning
 ) -> list[str]:
@@ -59,20 +79,10 @@ def promote_rung(
         queued = []
         for r in at:
             if r.trial_index in keep and nxt is not None:
-                s.execute(
-                    update(Trial)
-                    .where(Trial.id == r.id, Trial.status == TrialStatus.PAUSED)
-                    .values(status=TrialStatus.QUEUED, target_epochs=nxt, rung_base=r.attempts, worker=None,
-                            heartbeat_at=None, finished_at=None)
-                )
+                _continue(s, r.id, r.attempts, nxt)
                 queued.append(r.id)
             else:
-                s.execute(
-                    update(Trial)
-                    .where(Trial.id == r.id, Trial.status == TrialStatus.PAUSED)
-                    .values(status=TrialStatus.PRUNED, finished_at=db_now())
-                )
-                checkpoints.drop(s, r.id)
+                _prune(s, r.id)
         return queued
 
     return store.run(go)
@@ -119,20 +129,9 @@ def promote_asha(
             moving = {t.id for t, _ in go_on}
             for t in waiting:
                 if t.id not in moving:
-                    s.execute(
-                        update(Trial).where(Trial.id == t.id, Trial.status == TrialStatus.PAUSED)
-                        .values(status=TrialStatus.PRUNED, finished_at=db_now())
-                    )
-                    checkpoints.drop(s, t.id)
-        queued = []
+                    _prune(s, t.id)
         for t, nxt in go_on:
-            s.execute(
-                update(Trial)
-                .where(Trial.id == t.id, Trial.status == TrialStatus.PAUSED)
-                .values(status=TrialStatus.QUEUED, target_epochs=nxt, rung_base=t.attempts, worker=None,
-                        heartbeat_at=None, finished_at=None)
-            )
-            queued.append(t.id)
-        return sorted(queued, key=index.__getitem__)
+            _continue(s, t.id, t.attempts, nxt)
+        return sorted((t.id for t, _ in go_on), key=index.__getitem__)
 
     return store.run(go)

@@ -11,8 +11,9 @@ follows the results, round by round, as in TuRBO (Eriksson et al., 2019):
   over the whole space, a new epoch begins, and the side is back to ``init_length``.
 
 So the region moves (its centre is the best trial so far), grows again after improving rounds and
-never stays locked on a basin that stopped paying off. :func:`replay` recomputes the state from the
-rounds' results alone, which keeps planning a pure function of the study's history.
+never stays locked on a basin that stopped paying off. :meth:`CoarseToFine.replay
+<core.search.strategies.coarse_to_fine.CoarseToFine.replay>` recomputes the state from the rounds' results
+alone (folding :func:`advance` over them), which keeps planning a pure function of the study's history.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Controller", "RegionState", "advance", "replay", "box", "spread_shape"]
+__all__ = ["Controller", "RegionState", "advance", "box", "spread_shape", "lengthscale_shape"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,15 @@ def advance(state: RegionState, values: Sequence[float], wide: bool, controller:
 
     A ``wide`` round (start-up or restart) sets the epoch's best but is neither a success nor a
     failure of the region.
+
+    Example:
+        >>> c = Controller(success_streak=1, failure_streak=1, min_length=0.3)
+        >>> s = advance(RegionState(c.init_length), [5.0], True, c)
+        >>> advance(s, [4.0], False, c).length   # one success doubles 0.8
+        1.6
+        >>> s = advance(advance(s, [6.0], False, c), [6.0], False, c)  # 0.8 -> 0.4 -> 0.2 < 0.3
+        >>> s.restart, s.length, s.epoch, s.restarts
+        (True, 0.8, 3, 1)
     """
     round_best = min((v for v in values if math.isfinite(v)), default=math.inf)
     length, successes, failures = state.length, state.successes, state.failures
@@ -110,25 +120,6 @@ def advance(state: RegionState, values: Sequence[float], wide: bool, controller:
     return RegionState(
         length, state.epoch, best, False, state.restarts, successes, failures, state.rounds + 1
     )
-
-
-def replay(
-    round_values: Sequence[Sequence[float]], controller: Controller, wide: Sequence[bool]
-) -> RegionState:
-    """The state before round ``len(round_values)``, from each earlier round's values (see :func:`advance`).
-
-    Example:
-        >>> c = Controller(success_streak=1, failure_streak=1, min_length=0.3)
-        >>> replay([[5.0], [4.0]], c, [True, False]).length   # one success doubles 0.8
-        1.6
-        >>> s = replay([[5.0], [6.0], [6.0]], c, [True, False, False])  # 0.8 -> 0.4 -> 0.2 < 0.3
-        >>> s.restart, s.length, s.epoch, s.restarts
-        (True, 0.8, 3, 1)
-    """
-    s = RegionState(controller.init_length)
-    for values, w in zip(round_values, wide, strict=True):
-        s = advance(s, values, w, controller)
-    return s
 
 
 def box(
