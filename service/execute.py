@@ -89,7 +89,7 @@ def trial_dataset(spec: Any, dtype: str) -> Any:
     from service.settings import data_root
 
     root = data_root()
-    key = (spec.dataset, spec.data, spec.target, spec.seed, spec.val_fraction, dtype,
+    key = (spec.dataset, spec.data, spec.target, spec.data_seed, spec.val_fraction, dtype,
            _file_version(spec.data), str(root))
     with _datasets_lock:
         data = _datasets.get(key)
@@ -99,7 +99,7 @@ def trial_dataset(spec: Any, dtype: str) -> Any:
         from core.data import load_dataset
 
         data = load_dataset(
-            spec.dataset, path=spec.data, target=spec.target, seed=spec.seed,
+            spec.dataset, path=spec.data, target=spec.target, seed=spec.data_seed,
             val_fraction=spec.val_fraction, dtype=dtype, root=root,
         )
         with _datasets_lock:

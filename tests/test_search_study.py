@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.errors import BadInput
@@ -141,6 +142,7 @@ BAD = [
         "exactly one",
     ),
     ("not TOML", "[study\nname = 1", "study file", "TOML"),
+    ("negative split_seed", edit("seed = 0", "seed = 0\nsplit_seed = -1"), "[study] split_seed", "integer"),
 ]
 
 
@@ -197,6 +199,19 @@ def test_spec_fields_defaults_and_round_trip():
     assert spec.raw["space"]["layers"] == {"int": [1, 4]}
     again = parse_study(json.loads(json.dumps(spec.to_dict())))
     assert again == spec
+
+
+def test_split_seed_fixes_the_validation_rows_while_the_seed_varies():
+    from service.execute import trial_dataset
+
+    plain = load_study(GOOD)
+    assert plain.split_seed is None and plain.data_seed == 0 and "split_seed" not in plain.to_dict()["study"]
+    a = load_study(GOOD.replace("seed = 0", "seed = 5\nsplit_seed = 3", 1))
+    b = load_study(GOOD.replace("seed = 0", "seed = 6\nsplit_seed = 3", 1))
+    assert a.data_seed == b.data_seed == 3 and parse_study(json.loads(json.dumps(a.to_dict()))) == a
+    da, db = trial_dataset(a, "float32"), trial_dataset(b, "float32")
+    other = trial_dataset(load_study(GOOD.replace("seed = 0", "seed = 5", 1)), "float32")
+    assert np.array_equal(da.X_val, db.X_val) and not np.array_equal(da.X_val, other.X_val)
 
 
 def test_validate_summary_shows_the_options_the_run_uses():

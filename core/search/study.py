@@ -3,7 +3,7 @@
 A study file has exactly four sections::
 
     [study]     name, dataset | data (+ target for CSV), objective, strategy, seed,
-                optional val_fraction (default 0.2) and description
+                optional val_fraction (default 0.2), split_seed (default: seed) and description
     [strategy]  the chosen strategy's knobs (optional: every knob has a default)
     [fixed]     hyperparameters held constant (any `caviar train` key)
     [space]     hyperparameters searched, each with a distribution
@@ -55,6 +55,7 @@ _STUDY_KEYS = (
     "strategy",
     "seed",
     "val_fraction",
+    "split_seed",
     "description",
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -75,12 +76,15 @@ class StudySpec:
         val_fraction: fraction of the data held out for validation.
         objective: :attr:`Objective.VAL_LOSS` (minimized) or :attr:`Objective.VAL_ACCURACY` (maximized).
         strategy: one of :data:`STRATEGIES`.
-        seed: the study seed; every round and trial seed derives from it.
+        seed: the study seed; every round and trial seed derives from it, and the validation split too
+            unless ``split_seed`` is given.
         options: the strategy's knobs, defaults filled in.
         fixed: hyperparameters held constant, checked and normalised.
         space: the searched hyperparameters.
         description: free text.
         pruning: the ``[pruning]`` rule (:mod:`core.search.pruning`; inactive by default).
+        split_seed: seeds the train/validation split instead of ``seed``, so studies that differ only in
+            ``seed`` are judged on the same validation rows (None: the split follows ``seed``).
         raw: the parsed TOML table as given.
     """
 
@@ -97,6 +101,7 @@ class StudySpec:
     space: SearchSpace
     description: str = ""
     pruning: Pruning = field(default_factory=Pruning)
+    split_seed: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -107,6 +112,11 @@ class StudySpec:
     def maximize(self) -> bool:
         """True when a larger objective is better (``val_accuracy``)."""
         return self.objective.maximize
+
+    @property
+    def data_seed(self) -> int:
+        """The seed of the train/validation split."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     @property
     def budget(self) -> int:
@@ -142,6 +152,8 @@ class StudySpec:
             seed=self.seed,
             val_fraction=self.val_fraction,
         )
+        if self.split_seed is not None:  # absent otherwise: stored as before
+            study["split_seed"] = self.split_seed
         if self.description:
             study["description"] = self.description
         options = {k: v for k, v in self.options.items() if v is not None}
@@ -263,6 +275,9 @@ def _parse_study_section(s: dict[str, Any]) -> dict[str, Any]:
         "seed": _int("[study] seed", s["seed"], 0, 2**31 - 1),
         "val_fraction": _float(
             "[study] val_fraction", s.get("val_fraction", 0.2), 0.01, 0.9, "in [0.01, 0.9]"
+        ),
+        "split_seed": (
+            None if s.get("split_seed") is None else _int("[study] split_seed", s["split_seed"], 0, 2**31 - 1)
         ),
         "description": description,
     }
