@@ -49,10 +49,12 @@ def test_defaults_reach_97_percent_on_digits(digits):
 
 @pytest.mark.slow
 def test_defaults_reach_92_percent_on_mnist5k():
+    # A mean over seeds: one seed's accuracy moves by a few points with the CPU's rounding (seed 0 gave
+    # 91.8% on one machine and 93.5% on another), the mean over three far less.
     data = load_dataset("mnist5k")
-    result = train(hparams.resolve({}), data)
-    assert result.status == "complete"
-    assert result.val_accuracy >= 0.92
+    results = [train(hparams.resolve({"seed": seed}), data) for seed in range(3)]
+    assert all(r.status == "complete" for r in results)
+    assert np.mean([r.val_accuracy for r in results]) >= 0.92
 
 
 @pytest.mark.parametrize("norm", ["batch", "switchable", "weight", "group"])
