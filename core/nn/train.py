@@ -101,6 +101,7 @@ def train(
     start: Checkpoint | None = None,
     on_checkpoint: Callable[[Checkpoint], None] | None = None,
     checkpoint_at: Container[int] | None = None,
+    schedule_from: int = 0,
 ) -> TrainResult:
     """Train one network on ``data`` with ``config`` and evaluate it on the validation split.
 
@@ -114,6 +115,9 @@ def train(
         on_checkpoint: called with a :class:`~core.nn.checkpoint.Checkpoint` after each epoch in
             ``checkpoint_at`` (every epoch when ``checkpoint_at`` is None), before ``on_epoch``.
         checkpoint_at: the epochs (1-based) after which to call ``on_checkpoint``.
+        schedule_from: the epoch the learning-rate schedule counts from (epoch ``e`` trains with the
+            schedule's rate at ``e - schedule_from``): a schedule restarted mid-run, as panda mode's
+            changes do (:mod:`core.panda`). 0 for a plain run.
 
     Raises:
         BadInput: ``batch_size`` larger than the training set, or below 2 with batch or
@@ -157,7 +161,7 @@ def train(
     train_seconds = 0.0
     began = time.perf_counter()
     for epoch in range(first, int(config["epochs"])):
-        lr = learning_rate(config, epoch)
+        lr = learning_rate(config, epoch - schedule_from)
         ws.coef[COEF_LEARNING_RATE] = lr
         t0 = time.perf_counter()
         train_loss = kernels.train_epoch(ws, X, y, batch=batch, seed=_epoch_seed(int(config["seed"]), epoch))

@@ -40,7 +40,7 @@ DEFAULT_URL = "sqlite:///./caviar.db"
 ENV_VAR = "CAVIAR_DATABASE_URL"
 #: The newest migration in ``migrations/versions`` (a test checks it against Alembic's head). Knowing it
 #: here lets a process check an up-to-date database with one query, without loading Alembic.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 #: Milliseconds a SQLite writer waits for another writer's lock before failing.
 SQLITE_BUSY_MS = 30_000
 

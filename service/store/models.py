@@ -1,8 +1,9 @@
 """The study store's tables, as typed SQLAlchemy 2.0 models.
 
-Five tables: ``studies`` (one per submission), ``rounds`` (one per round of a study, with its search
-region), ``trials`` (one per configuration, with its final metrics), ``epochs`` (learning curves) and
-``checkpoints`` (a running trial's latest training state, NPZ bytes).
+Seven tables: ``studies`` (one per submission: a sweep, or a panda session), ``rounds`` (one per round of
+a study, with its search region), ``trials`` (one per configuration, with its final metrics), ``epochs``
+(learning curves), ``checkpoints`` (training states, NPZ bytes), ``panda_sessions`` (a session's first
+configuration and lineage) and ``panda_requests`` (a session's log of changes).
 Unique constraints make every write idempotent: a round is keyed by ``(study_id, round_index)``, a
 trial by its deterministic id (and ``(study_id, round_index, trial_index)``), an epoch by
 ``(trial_id, epoch)``.
@@ -28,9 +29,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from service.store.states import StudyState, TrialStatus
+from service.store.states import StudyKind, StudyState, TrialStatus
 
-__all__ = ["Base", "Study", "Round", "Trial", "Epoch", "TrialCheckpoint"]
+__all__ = ["Base", "Study", "Round", "Trial", "Epoch", "TrialCheckpoint", "PandaSession", "PandaRequest"]
 
 
 class Base(DeclarativeBase):
@@ -65,6 +66,8 @@ class Study(Base):
     queue: Mapped[str | None] = mapped_column(String(200))
     #: Size and SHA-256 of the data file when the study was created (None for a built-in dataset).
     data_fingerprint: Mapped[str | None] = mapped_column(String(100))
+    #: A :class:`~service.store.states.StudyKind` value: a sweep, or a panda session (one babysat trial).
+    kind: Mapped[str] = mapped_column(String(16), default=StudyKind.SWEEP, server_default=StudyKind.SWEEP)
 
 
 class Round(Base):
@@ -150,3 +153,45 @@ class TrialCheckpoint(Base):
     nbytes: Mapped[int] = mapped_column(Integer)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PandaSession(Base):
+    """A panda session's own facts: its first configuration, its data, and for a fork its parent."""
+
+    __tablename__ = "panda_sessions"
+
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True)
+    trial_id: Mapped[str] = mapped_column(String(160))
+    #: The full configuration epoch 1 trained with (:func:`core.hparams.resolve`'s).
+    initial: Mapped[dict[str, Any]]
+    #: Where the data comes from: dataset | data (+ target), val_fraction, split_seed.
+    source: Mapped[dict[str, Any]]
+    #: A fork's changes from its parent's timeline (``Change.to_dict()`` each), before ``parent_epoch``.
+    inherited: Mapped[list[Any]]
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("studies.id", ondelete="SET NULL"))
+    parent_epoch: Mapped[int | None] = mapped_column(Integer)
+    #: The learning-rate range test run before training (``--lr-find``): points and the suggestion.
+    lr_find: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class PandaRequest(Base):
+    """One request to a panda session: pending until its runner applies it at an epoch boundary.
+
+    ``action`` is a :class:`~service.store.states.PandaAction` value. Applied requests carry
+    ``applied_index`` (their order in the log) and ``applied_epoch`` (epochs done when they applied); a
+    request that could not apply (its ``at_epoch`` was rolled back past) carries ``refused``.
+    """
+
+    __tablename__ = "panda_requests"
+    __table_args__ = (Index("ix_panda_requests_study", "study_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(16))
+    values: Mapped[dict[str, Any]]
+    to_epoch: Mapped[int | None] = mapped_column(Integer)
+    at_epoch: Mapped[int | None] = mapped_column(Integer)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    applied_index: Mapped[int | None] = mapped_column(Integer)
+    applied_epoch: Mapped[int | None] = mapped_column(Integer)
+    refused: Mapped[str | None] = mapped_column(Text)

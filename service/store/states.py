@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["TrialStatus", "StudyState", "FINISHED", "LIVE_TRIAL", "LIVE_STUDY", "FINAL_STUDY"]
+__all__ = [
+    "TrialStatus", "StudyState", "StudyKind", "PandaState", "PandaAction", "FINISHED", "LIVE_TRIAL",
+    "LIVE_STUDY", "FINAL_STUDY",
+]
 
 
 class TrialStatus(StrEnum):
@@ -56,6 +59,51 @@ class StudyState(StrEnum):
         """True for a state the study never leaves."""
         return self in FINAL_STUDY
 
+
+class StudyKind(StrEnum):
+    """What a study is."""
+
+    #: Many trials planned by a strategy, round after round.
+    SWEEP = "sweep"
+    #: One trial babysat by a person (``caviar panda``).
+    PANDA = "panda"
+
+
+class PandaState(StrEnum):
+    """Where a panda session is, as ``caviar panda show`` reports it (derived from its trial's status)."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETE = "complete"
+    STOPPED = "stopped"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+
+    @classmethod
+    def of(cls, status: TrialStatus | str) -> PandaState:
+        """The session state of its trial's status (a queued trial waits for its runner: running)."""
+        return _PANDA_OF[TrialStatus(status)]
+
+
+class PandaAction(StrEnum):
+    """What a request asks of a panda session."""
+
+    SET = "set"
+    ROLLBACK = "rollback"
+    PAUSE = "pause"
+    STOP = "stop"
+
+
+_PANDA_OF = {
+    TrialStatus.QUEUED: PandaState.RUNNING,
+    TrialStatus.RUNNING: PandaState.RUNNING,
+    TrialStatus.PAUSED: PandaState.PAUSED,
+    TrialStatus.COMPLETE: PandaState.COMPLETE,
+    TrialStatus.CANCELLED: PandaState.STOPPED,
+    TrialStatus.DIVERGED: PandaState.DIVERGED,
+    TrialStatus.FAILED: PandaState.FAILED,
+    TrialStatus.PRUNED: PandaState.STOPPED,
+}
 
 # Named sets as tuples: SQLAlchemy's ``in_()`` takes them as they are, in a fixed order (stable SQL text).
 
