@@ -39,6 +39,14 @@ class Broker(Protocol):
             BrokerUnavailable: the broker cannot be reached.
         """
 
+    def send(self, store: Store, trial_ids: list[str], *, url: str | None, queue: str | None) -> None:
+        """Send already recorded trials to the workers (a panda session's trial), on ``queue`` (None: the
+        broker's default queue).
+
+        Raises:
+            BrokerUnavailable: the broker cannot be reached.
+        """
+
     def queue_status(self, store: Store, *, url: str | None, study_id: str | None = None) -> dict[str, Any]:
         """A JSON-safe view of the queue (depth, running per worker, stale trials); a broker that cannot
         be reached is reported in the result's ``error``, not raised."""

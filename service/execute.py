@@ -19,7 +19,7 @@ from collections import OrderedDict
 from typing import Any
 
 from service.errors import describe
-from service.orchestrate import advance_study, study_spec
+from service.orchestrate import advance_study, is_panda, study_of, study_spec
 from service.settings import DATASET_CACHE_SIZE, DEFAULT_MAX_ATTEMPTS
 from service.store import Store, StoreError, StudyState, TrialStatus, checkpoints, lease, reads, studies
 
@@ -172,6 +172,7 @@ def execute_trial(
     worker: str,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     steal_after: float | None = None,
+    budget: float | None = None,
 ) -> list[str]:
     """Run one trial to its end and advance its study.
 
@@ -181,6 +182,8 @@ def execute_trial(
         worker: a name for whoever runs it, shown by ``caviar status``.
         max_attempts: past this many attempts the trial is marked ``failed`` instead of run.
         steal_after: also take over a running trial whose heartbeat is older than this many seconds.
+        budget: seconds a panda session's runner may train before it hands the session on (a Celery task's
+            time limit); a sweep's trial ignores it.
 
     Returns:
         Ids of trials newly queued by advancing the study (the caller dispatches them).
@@ -189,6 +192,17 @@ def execute_trial(
         StoreError: the database stayed unreachable (past ``store.retry_seconds``); the trial is left
             ``running`` with a stale heartbeat, for the reaper or ``caviar resume``.
     """
+    if is_panda(store, study_of(trial_id)):
+        # A panda session's trial, sent to a worker (``caviar panda start --broker``): its runner claims
+        # it, trains and applies the session's requests at each epoch boundary.
+        from service.panda.runner import run_session
+
+        state = run_session(
+            store, study_of(trial_id), worker=worker, max_attempts=max_attempts, steal_after=steal_after,
+            budget=budget,
+        )
+        # its time is up, the session goes on: the caller sends the trial again
+        return [trial_id] if state == "running" else []
     claim = lease.claim_trial(store, trial_id, worker, max_attempts=max_attempts, steal_after=steal_after)
     if claim is None:
         row = reads.trial(store, trial_id)

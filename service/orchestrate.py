@@ -24,10 +24,12 @@ from core.errors import BadInput
 from core.search.objective import Objective
 from service.errors import CaviarError
 from service.store import LIVE_STUDY, Store, StudyState, rounds, rungs, studies
+from service.store.states import StudyKind
 
 __all__ = ["submit", "advance_study", "study_spec", "trial_id", "study_of", "trial_seed"]
 
 _specs: dict[str, Any] = {}
+_kinds: dict[str, bool] = {}
 _specs_lock = threading.Lock()
 
 
@@ -65,8 +67,24 @@ def _slug(name: str) -> str:
     return (slug or "study")[:60]
 
 
+def is_panda(store: Store, study_id: str) -> bool:
+    """Whether the study is a panda session (memoized per process: a study's kind never changes)."""
+    with _specs_lock:
+        known = _kinds.get(study_id)
+    if known is None:
+        study = studies.get_study(store, study_id)
+        known = study is not None and study.kind == StudyKind.PANDA
+        with _specs_lock:
+            _kinds[study_id] = known
+    return known
+
+
 def study_spec(store: Store, study_id: str) -> Any:
-    """The study's :class:`core.search.StudySpec`, parsed from its stored table (memoized per process)."""
+    """The study's :class:`core.search.StudySpec`, parsed from its stored table (memoized per process).
+
+    Raises:
+        BadInput: the study is a panda session, which has no strategy to plan with.
+    """
     with _specs_lock:
         spec = _specs.get(study_id)
     if spec is not None:
@@ -74,6 +92,8 @@ def study_spec(store: Store, study_id: str) -> Any:
     from core.search import parse_stored
 
     study = studies.require_study(store, study_id)
+    if study.kind == StudyKind.PANDA:
+        raise BadInput("study", study_id, "a sweep (this is a panda session: see caviar panda show)")
     # The normalised spec round-trips through parse_stored and keeps data paths resolved.
     spec = parse_stored(study.spec)
     with _specs_lock:
@@ -175,6 +195,8 @@ def advance_study(store: Store, study_id: str, progress: rounds.Progress | None 
     """
     from core.search import plan_round
 
+    if is_panda(store, study_id):
+        return []  # one trial, run by its runner: no round to plan
     if progress is None:
         progress = rounds.study_progress(store, study_id)
     if progress.waiting and progress.latest is not None:  # trials wait at a [pruning] rung

@@ -66,6 +66,7 @@ def study_record(store: Store, study: Study) -> dict[str, Any]:
     return {
         "id": study.id,
         "name": study.name,
+        "kind": study.kind,
         "state": study.state,
         "objective": study.objective,
         "strategy": study.strategy,

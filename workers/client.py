@@ -142,5 +142,14 @@ class RedisBroker:
     def submit(self, store: Store, spec: Any, *, text: str | None, url: str | None) -> tuple[str, list[str]]:
         return submit_remote(store, spec, text=text, broker=url)
 
+    def send(self, store: Store, trial_ids: list[str], *, url: str | None, queue: str | None) -> None:
+        from workers.app import make_app
+        from workers.dispatch import dispatch
+
+        settings = WorkerSettings.from_env(url)
+        app = make_app(settings)
+        check_broker(settings.broker_url)
+        dispatch(trial_ids, app=app, queue=queue or settings.queue)
+
     def queue_status(self, store: Store, *, url: str | None, study_id: str | None = None) -> dict[str, Any]:
         return queue_status(store, broker=url, study_id=study_id).to_dict()

@@ -36,6 +36,7 @@ def run_trial(self: Task, trial_id: str) -> None:
     new_ids = execute_trial(
         store, trial_id, worker=self.request.hostname or "celery",
         max_attempts=settings.max_attempts, steal_after=settings.stale_after,
+        budget=settings.time_limit / 2,  # a panda session is handed on in slices, within the time limit
     )
     if new_ids:
         # The study's own queue, whatever queue this worker was started with.

@@ -46,8 +46,14 @@ def plot(
     path = check_png(output or Path(f"{study}.png"), "--output")
     store = open_store(db, create=False)
     try:
-        studies.require_study(store, study)
-        plot_study(store, study, path)
+        from service.store.states import StudyKind
+
+        if studies.require_study(store, study).kind == StudyKind.PANDA:
+            from service.panda.plot import plot_session
+
+            plot_session(store, study, path)  # the curve with every change marked, forks on the same axes
+        else:
+            plot_study(store, study, path)
     finally:
         store.dispose()
     record = {"study": study, "file": str(path)}
