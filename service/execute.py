@@ -192,17 +192,18 @@ def execute_trial(
         StoreError: the database stayed unreachable (past ``store.retry_seconds``); the trial is left
             ``running`` with a stale heartbeat, for the reaper or ``caviar resume``.
     """
-    if is_panda(store, study_of(trial_id)):
+    study_id = study_of(trial_id)
+    if is_panda(store, study_id):
         # A panda session's trial, sent to a worker (``caviar panda start --broker``): its runner claims
         # it, trains and applies the session's requests at each epoch boundary.
         from service.panda.runner import run_session
+        from service.store.states import PandaState
 
         state = run_session(
-            store, study_of(trial_id), worker=worker, max_attempts=max_attempts, steal_after=steal_after,
-            budget=budget,
+            store, study_id, worker=worker, max_attempts=max_attempts, steal_after=steal_after, budget=budget
         )
         # its time is up, the session goes on: the caller sends the trial again
-        return [trial_id] if state == "running" else []
+        return [trial_id] if state == PandaState.RUNNING else []
     claim = lease.claim_trial(store, trial_id, worker, max_attempts=max_attempts, steal_after=steal_after)
     if claim is None:
         row = reads.trial(store, trial_id)

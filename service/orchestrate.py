@@ -26,7 +26,7 @@ from service.errors import CaviarError
 from service.store import LIVE_STUDY, Store, StudyState, rounds, rungs, studies
 from service.store.states import StudyKind
 
-__all__ = ["submit", "advance_study", "study_spec", "trial_id", "study_of", "trial_seed"]
+__all__ = ["submit", "advance_study", "study_spec", "is_panda", "trial_id", "study_of", "trial_seed"]
 
 _specs: dict[str, Any] = {}
 _kinds: dict[str, bool] = {}
@@ -73,7 +73,9 @@ def is_panda(store: Store, study_id: str) -> bool:
         known = _kinds.get(study_id)
     if known is None:
         study = studies.get_study(store, study_id)
-        known = study is not None and study.kind == StudyKind.PANDA
+        if study is None:
+            return False  # not remembered: the study may be recorded later
+        known = study.kind == StudyKind.PANDA
         with _specs_lock:
             _kinds[study_id] = known
     return known

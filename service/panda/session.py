@@ -25,7 +25,7 @@ from service.store import Store, studies
 from service.store import panda as db
 from service.store.clock import as_utc
 from service.store.lease import heartbeat_age
-from service.store.states import PandaAction, PandaState, TrialStatus
+from service.store.states import PandaAction, PandaState, StudyKind, TrialStatus
 
 __all__ = [
     "source_of", "training_rows", "check_batch", "check_start", "start_session", "fork_session",
@@ -289,7 +289,7 @@ def record(store: Store, session_id: str) -> dict[str, Any]:
     return {
         "id": session_id,
         "name": view.study.name,
-        "kind": "panda",
+        "kind": StudyKind.PANDA,
         "state": state,
         "status": trial.status,
         "epoch": epoch,
