@@ -23,7 +23,7 @@ from service.orchestrate import advance_study, is_panda, study_of, study_spec
 from service.settings import DATASET_CACHE_SIZE, DEFAULT_MAX_ATTEMPTS
 from service.store import Store, StoreError, StudyState, TrialStatus, checkpoints, lease, reads, studies
 
-__all__ = ["execute_trial", "trial_config", "trial_dataset"]
+__all__ = ["check_data_unchanged", "execute_trial", "trial_config", "trial_dataset"]
 
 _datasets: OrderedDict[tuple[Any, ...], Any] = OrderedDict()  # least recently used first
 _datasets_lock = threading.Lock()
@@ -51,7 +51,7 @@ def _file_version(path: str | None) -> tuple[int, int] | None:
 _verified: set[tuple[str, tuple[int, int] | None]] = set()
 
 
-def _check_data_unchanged(store: Store, study_id: str, spec: Any) -> None:
+def check_data_unchanged(store: Store, study_id: str, spec: Any) -> None:
     """Refuse a data file that changed since the study was created (its size and SHA-256 differ).
 
     The file is hashed once per process and file version, so a long study pays for it once.
@@ -215,7 +215,7 @@ def execute_trial(
     try:
         spec = study_spec(store, claim.study_id)
         config = trial_config(spec, claim.params, claim.seed)
-        _check_data_unchanged(store, claim.study_id, spec)
+        check_data_unchanged(store, claim.study_id, spec)
         data = trial_dataset(spec, config["dtype"])
         from core.search.feasibility import check_trial_memory
         from service.settings import MAX_TRIAL_MEMORY_ENV, max_trial_memory

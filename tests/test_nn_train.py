@@ -149,7 +149,7 @@ def test_to_arrays_and_predict_proba(dtype, digits):
         assert arrays["W0"].dtype == np.dtype(dtype) and arrays["W0"].shape == (4, 128)
         meta = json.loads(str(arrays["meta"]))
         assert meta["config"]["norm"] == norm and meta["n_classes"] == 3
-        proba = result.model.predict_proba(data.X_val)
+        proba = predict_proba(result.model, data.X_val)  # the network's inputs (already scaled)
         assert proba.shape == (len(data.y_val), 3) and proba.dtype == np.dtype(dtype)
         np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
         acc = float(np.mean(proba.argmax(axis=1) == data.y_val))

@@ -18,6 +18,7 @@ from core.data.files import (
     fingerprint,
     load_file,
     read_csv,
+    read_features,
     read_npz,
 )
 from core.data.named import DATASETS, RawData, load_named
@@ -40,6 +41,7 @@ __all__ = [
     "load_file",
     "load_named",
     "read_csv",
+    "read_features",
     "read_npz",
     "split_sizes",
     "stratified_split",

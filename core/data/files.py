@@ -31,6 +31,7 @@ __all__ = [
     "csv_summary",
     "encode_labels",
     "fingerprint",
+    "read_features",
     "load_file",
     "npz_summary",
     "read_csv",
@@ -179,9 +180,12 @@ def _not_a_number(cell: str) -> str:
 
 
 def _csv_rows(
-    handle: IO[str], name: str, target: str, *, parse: bool
+    handle: IO[str], name: str, target: str, *, parse: bool, target_optional: bool = False
 ) -> tuple[list[list[float]], list[str], list[int], int, int]:
     """Scan an open CSV file: the header, then every row's width and label (and features if ``parse``).
+
+    With ``target_optional`` a header without the ``target`` column is read as features only (then the
+    label texts are empty and the label column's index is −1).
 
     Returns:
         ``(rows, labels, line_numbers, features, label_at)``: the features of each row as floats (empty
@@ -206,18 +210,18 @@ def _csv_rows(
         if any(cell.strip() for cell in row):
             header = [cell.strip() for cell in row]
             break
-    if target not in header:
-        if all(_is_number(cell) for cell in header):
-            raise BadInput("data", name, "expected a header row naming the columns; the first row is numbers")
+    if all(_is_number(cell) for cell in header) and (target_optional or target not in header):
+        raise BadInput("data", name, "expected a header row naming the columns; the first row is numbers")
+    if target not in header and not target_optional:
         count = f"{len(header)} column" + ("s" if len(header) != 1 else "")
         raise BadInput(
             "target", target, f"expected a column of the header of {name} ({count}, none named so)"
         )
     if header.count(target) > 1:
         raise BadInput("target", target, f"expected a column name that appears once in the header of {name}")
-    label_at = header.index(target)
+    label_at = header.index(target) if target in header else -1
     width = len(header)
-    if width < 2:
+    if width < 2 and label_at >= 0:
         raise BadInput("data", name, f"expected at least one feature column besides {target!r}")
     # 1-based positions of the feature columns in the file, to name a column without its header text
     columns = [i + 1 for i in range(width) if i != label_at]
@@ -227,16 +231,17 @@ def _csv_rows(
     for row in reader:
         if not any(cell.strip() for cell in row):
             continue  # blank lines, e.g. at the end of the file
-        where = f"{name} row {len(labels) + 1} (line {reader.line_num})"
+        where = f"{name} row {len(line_numbers) + 1} (line {reader.line_num})"
         if len(row) != width:
             raise BadInput(where, f"{len(row)} fields", f"expected {width} fields like the header")
-        label = row[label_at].strip()
-        if not label:
+        label = row[label_at].strip() if label_at >= 0 else ""
+        if not label and label_at >= 0:
             raise BadInput(
                 f"{where} column {label_at + 1} ({target!r})", "an empty field", "expected a label"
             )
         if parse:
-            del row[label_at]
+            if label_at >= 0:
+                del row[label_at]
             try:
                 rows.append([float(cell) for cell in row])
             except ValueError:
@@ -246,21 +251,22 @@ def _csv_rows(
                             f"{where} column {column}", _not_a_number(cell), "expected a number"
                         ) from None
                 raise
-        labels.append(label)
+        if label_at >= 0:
+            labels.append(label)
         line_numbers.append(reader.line_num)
-    if not labels:
+    if not line_numbers:
         raise BadInput("data", name, "expected data rows after the header; there are none")
-    return rows, labels, line_numbers, width - 1, label_at
+    return rows, labels, line_numbers, width - (label_at >= 0), label_at
 
 
 def _scan_csv(
-    path: str | os.PathLike[str], target: str, *, parse: bool
+    path: str | os.PathLike[str], target: str, *, parse: bool, target_optional: bool = False
 ) -> tuple[list[list[float]], list[str], list[int], int, int]:
     """:func:`_csv_rows` of the file at ``path``, with read errors as :class:`BadInput`."""
     name = str(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
-            return _csv_rows(handle, name, target, parse=parse)
+            return _csv_rows(handle, name, target, parse=parse, target_optional=target_optional)
     except UnicodeDecodeError:
         raise BadInput("data", name, "expected a UTF-8 text CSV file with a header row") from None
     except csv.Error:  # a NUL byte (a binary file) or an over-long field; the message is not shown
@@ -288,20 +294,69 @@ def read_csv(path: str | os.PathLike[str], target: str = DEFAULT_TARGET) -> RawD
             feature that is not a finite number (naming file, row and column number), or fewer than 2
             classes. No message repeats the file's content.
     """
+    X, labels = _parse_csv(path, target, target_optional=False)
+    y, classes = encode_labels(_label_values(labels), f"{path} column {target!r}")
+    return freeze(X, y, classes)
+
+
+def _parse_csv(
+    path: str | os.PathLike[str], target: str, *, target_optional: bool
+) -> tuple[np.ndarray, list[str]]:
+    """(N, D) float64 features, all finite, and the label texts (empty without a label column)."""
     name = str(path)
-    rows, labels, line_numbers, _features, label_at = _scan_csv(path, target, parse=True)
-    X = np.array(rows, dtype=np.float64)
+    rows, labels, line_numbers, features, label_at = _scan_csv(
+        path, target, parse=True, target_optional=target_optional
+    )
+    X = np.array(rows, dtype=np.float64).reshape(len(line_numbers), features)
     bad = np.argwhere(~np.isfinite(X))
     if len(bad):
         row_at, col_at = (int(i) for i in bad[0])
-        column = col_at + 1 if col_at < label_at else col_at + 2  # the label column was taken out
+        # 1-based file column: the label column was taken out
+        column = col_at + 1 if label_at < 0 or col_at < label_at else col_at + 2
         value = X[row_at, col_at]
         raise BadInput(
             f"{name} row {row_at + 1} (line {line_numbers[row_at]}) column {column}",
             "NaN" if np.isnan(value) else "an infinite number", "expected a finite number",
         )
-    y, classes = encode_labels(_label_values(labels), f"{name} column {target!r}")
-    return freeze(X, y, classes)
+    return X, labels
+
+
+def read_features(
+    path: str | os.PathLike[str], target: str = DEFAULT_TARGET, root: str | os.PathLike[str] | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Features to predict on, and their labels when the file has them: a CSV file (the ``target`` column,
+    when present, holds labels; every other column is a feature) or an NPZ file (``X``, and ``y`` if any).
+
+    Unlike :func:`load_file`, labels are optional and not encoded: they are returned as read (CSV labels
+    as integers, else numbers, else strings) for the caller to map onto a model's classes.
+
+    Returns:
+        ``(X, labels)``: (N, D) float64 finite features and (N,) labels or None.
+
+    Raises:
+        BadInput: as :func:`read_csv` and :func:`read_npz`, but for the label column being absent.
+    """
+    file = check_data_path(path, root)
+    if _is_npz(file):
+        archive = _open_npz(file, require=("X",))
+        try:
+            X = np.asarray(archive["X"])
+            labels = np.asarray(archive["y"]) if "y" in archive.files else None
+        except ValueError as exc:  # an object array: it would need pickle
+            raise _not_npz(str(path), exc) from None
+        finally:
+            archive.close()
+        if X.ndim != 2 or X.shape[0] < 1 or X.dtype.kind not in "iuf":
+            raise BadInput(f"{path} X", f"{X.dtype}{list(X.shape)}", "a non-empty 2-d array of numbers")
+        X = X.astype(np.float64)
+        if not np.isfinite(X).all():
+            row = int(np.argwhere(~np.isfinite(X))[0][0])
+            raise BadInput(f"{path} X row {row + 1}", "a value that is not finite", "finite numbers")
+        if labels is not None and labels.shape != (X.shape[0],):
+            raise BadInput(f"{path} y", list(labels.shape), f"one label per row of X ({X.shape[0]})")
+        return X, labels
+    X, texts = _parse_csv(file, target, target_optional=True)
+    return X, (_label_values(texts) if texts else None)
 
 
 def csv_summary(path: str | os.PathLike[str], target: str = DEFAULT_TARGET) -> tuple[int, np.ndarray]:
@@ -343,8 +398,8 @@ def _not_npz(name: str, exc: BaseException) -> BadInput:
 _NPZ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
 
 
-def _open_npz(path: str | os.PathLike[str]) -> np.lib.npyio.NpzFile:
-    """The archive at ``path``, holding arrays ``X`` and ``y`` (the caller closes it)."""
+def _open_npz(path: str | os.PathLike[str], require: tuple[str, ...] = ("X", "y")) -> np.lib.npyio.NpzFile:
+    """The archive at ``path``, holding the arrays ``require`` names (the caller closes it)."""
     name = str(path)
     try:
         archive = np.load(path, allow_pickle=False)
@@ -352,12 +407,13 @@ def _open_npz(path: str | os.PathLike[str]) -> np.lib.npyio.NpzFile:
         raise _not_npz(name, exc) from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise BadInput("data", name, "expected an NPZ file with arrays X and y, not a single .npy array")
-    missing = [k for k in ("X", "y") if k not in archive.files]
+    missing = [k for k in require if k not in archive.files]
     if missing:
         archive.close()
         count = len(archive.files)
+        wanted = " and ".join(map(repr, require))
         raise BadInput(
-            "data", name, f"expected an NPZ file with arrays 'X' and 'y'; it has {count} "
+            "data", name, f"expected an NPZ file with arrays {wanted}; it has {count} "
             f"array{'s' if count != 1 else ''}, none named " + " or ".join(repr(k) for k in missing),
         )
     return archive

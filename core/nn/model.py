@@ -21,12 +21,21 @@ A network has ``L = layers`` hidden layers of ``H = hidden_units`` units and a s
 - ``lambda_mean{l}``, ``lambda_var{l}`` [2]: switchable norm's logits over (batch, layer)
   statistics for the mean and for the variance; the weights are their softmax.
 - ``meta``: a 0-d string array holding JSON ``{"config": ..., "n_features", "n_classes",
-  "classes", "norm_eps", "format": "caviar-mlp-1"}``.
+  "classes", "norm_eps", "format": "caviar-mlp-1", "source": ...}`` (``source``: where the model
+  came from, e.g. the study, trial and data split; may be empty).
+- ``input_mean``, ``input_scale`` [D] float64 (when the model knows its input scaling): raw
+  features become the network's inputs as ``(x - input_mean) / input_scale``.
+- ``classes`` [C]: the original label of each output unit (numbers or strings).
+
+That is the ``caviar-mlp-1`` file format: :meth:`Model.save` writes these arrays to an NPZ file and
+:meth:`Model.load` reads them back (``allow_pickle=False``: arrays, numbers and strings only).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +73,7 @@ from core.nn.kernels import (
     Workspace,
 )
 from core.nn.layers import ACTIVATIONS
+from core.nn.memory import EVAL_ROWS  # training validates in chunks of this many rows; so does evaluate
 from core.nn.optim import (
     COEF_BETA1,
     COEF_BETA2,
@@ -75,10 +85,12 @@ from core.nn.optim import (
     OPTIMIZERS,
 )
 
-__all__ = ["NORM_EPS", "Layout", "Model", "predict_proba"]
+__all__ = ["FORMAT", "NORM_EPS", "Layout", "Model", "predict_proba"]
 
 #: ε added to every normalization's variance (PyTorch's default).
 NORM_EPS = 1e-5
+#: The model file format :meth:`Model.save` writes (the ``format`` field of its ``meta``).
+FORMAT = "caviar-mlp-1"
 
 _ALIGN = 16  # elements: 64 bytes of float32, so every block starts on a cache line
 
@@ -183,6 +195,9 @@ class Model:
         running: (2, L, H) inference mean and variance of batch/switchable norm (first axis
             ``kernels.STAT_MEAN``, ``kernels.STAT_VAR``).
         classes: the original label values, by class index.
+        input_mean, input_scale: (D,) float64 scaling of raw features, ``(x - input_mean) /
+            input_scale``; None when the model takes its inputs as they are.
+        source: where the model came from (JSON-safe), saved with it; e.g. study, trial, data split.
     """
 
     config: dict[str, Any]
@@ -190,6 +205,9 @@ class Model:
     params: np.ndarray
     running: np.ndarray
     classes: list[Any] = field(default_factory=list)
+    input_mean: np.ndarray | None = None
+    input_scale: np.ndarray | None = None
+    source: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def init(cls, config: Mapping[str, Any], n_features: int, n_classes: int,
@@ -282,29 +300,169 @@ class Model:
                 out[f"running_mean{layer}"] = self.running[STAT_MEAN, layer].copy()
                 out[f"running_var{layer}"] = self.running[STAT_VAR, layer].copy()
         meta = {
-            "format": "caviar-mlp-1",
+            "format": FORMAT,
             "config": self.config,
             "n_features": lay.n_features,
             "n_classes": lay.n_classes,
             "classes": [c.item() if isinstance(c, np.generic) else c for c in self.classes],
             "norm_eps": NORM_EPS,
+            "source": self.source,
         }
         out["meta"] = np.array(json.dumps(meta))
+        if self.input_mean is not None and self.input_scale is not None:
+            out["input_mean"] = np.asarray(self.input_mean, dtype=np.float64).copy()
+            out["input_scale"] = np.asarray(self.input_scale, dtype=np.float64).copy()
+        if self.classes:
+            out["classes"] = np.asarray(meta["classes"])
         return out
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Class probabilities (n, C) of inputs X (n, features), in inference mode."""
-        return predict_proba(self, X)
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], where: str = "model") -> Model:
+        """The model :meth:`to_arrays` described (optimizer state is not part of it).
+
+        Raises:
+            BadInput: ``meta`` is missing or not ``caviar-mlp-1``, or an array is missing or has the
+                wrong shape (naming ``where`` and the array).
+        """
+        meta = _read_meta(arrays, where)
+        config, n_features, n_classes = meta["config"], meta["n_features"], meta["n_classes"]
+        try:
+            layout = Layout.build(int(n_features), int(n_classes), config)
+            dtype = np.dtype(config["dtype"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadInput(f"{where} meta", "an incomplete config", f"a caviar-mlp-1 model ({exc})") from None
+        params = np.zeros(layout.size, dtype=dtype)
+        running = np.zeros((2, layout.layers, layout.hidden), dtype=dtype)
+        running[STAT_VAR] = 1.0
+
+        def take(name: str, shape: tuple[int, ...]) -> np.ndarray:
+            if name not in arrays:
+                raise BadInput(where, f"no array {name!r}", f"a {FORMAT} model of a {layout.norm} network")
+            value = np.asarray(arrays[name])
+            if value.shape != shape or value.dtype.kind != "f":
+                raise BadInput(f"{where} array {name!r}", f"{value.dtype}{list(value.shape)}",
+                               f"floats of shape {list(shape)}")
+            return value
+
+        for layer in range(layout.layers + 1):
+            weight_norm = layer < layout.layers and layout.norm == "weight"
+            # a weight-normalized layer's parameters are its direction v and length g; W is derived
+            layout.block(params, layer, "W")[...] = take(
+                f"v{layer}" if weight_norm else f"W{layer}", layout.shape(layer, "W"))
+            for slot in ("b", "gamma", "beta", "g", "lambda_mean", "lambda_var"):
+                block = layout.block(params, layer, slot)
+                if block is not None:
+                    block[...] = take(f"{slot}{layer}", layout.shape(layer, slot))
+            if layer < layout.layers and layout.norm in ("batch", "switchable"):
+                running[STAT_MEAN, layer] = take(f"running_mean{layer}", (layout.hidden,))
+                running[STAT_VAR, layer] = take(f"running_var{layer}", (layout.hidden,))
+        mean = scale = None
+        if "input_mean" in arrays or "input_scale" in arrays:
+            mean = take("input_mean", (layout.n_features,)).astype(np.float64)
+            scale = take("input_scale", (layout.n_features,)).astype(np.float64)
+        classes = list(meta.get("classes") or [])
+        if classes and len(classes) != layout.n_classes:
+            raise BadInput(f"{where} meta classes", f"{len(classes)} labels", f"{layout.n_classes} labels")
+        source = dict(meta.get("source") or {})
+        return cls(dict(config), layout, params, running, classes, mean, scale, source)
+
+    def save(self, path: str | os.PathLike[str]) -> list[str]:
+        """Write the ``caviar-mlp-1`` NPZ file (exactly ``path``, no suffix added); return its array names."""
+        arrays = self.to_arrays()
+        with open(path, "wb") as handle:  # a handle, so that numpy does not append ".npz" to the name
+            np.savez(handle, **arrays)
+        return list(arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Model:
+        """Read a file :meth:`save` (or ``caviar train --save``) wrote; never unpickles.
+
+        Raises:
+            BadInput: the file is missing, unreadable, not an NPZ file or not a ``caviar-mlp-1`` model.
+        """
+        name = str(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: np.array(z[k]) for k in z.files}
+        except FileNotFoundError:
+            raise BadInput("model", name, "expected an existing model file (caviar best --save writes one)") \
+                from None
+        except IsADirectoryError:
+            raise BadInput("model", name, "expected a model file, not a directory") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise BadInput("model", name, f"expected a {FORMAT} NPZ file ({type(exc).__name__})") from None
+        return cls.from_arrays(arrays, name)
+
+    def standardize(self, X_raw: np.ndarray) -> np.ndarray:
+        """Raw features (n, D) as the network's inputs: scaled when the model knows its scaling, in its dtype.
+
+        The arithmetic is :func:`core.data.load_dataset`'s (float64, then cast), so a training row
+        maps to exactly the array the model was trained and validated on.
+        """
+        X = np.asarray(X_raw)
+        if X.ndim != 2 or X.shape[1] != self.layout.n_features:
+            raise BadInput("X", list(X.shape), f"a 2-d array of {self.layout.n_features} columns (features)")
+        if self.input_mean is None or self.input_scale is None:
+            return np.ascontiguousarray(X, dtype=self.dtype)
+        scaled = (X.astype(np.float64) - self.input_mean) / self.input_scale
+        return np.ascontiguousarray(scaled, dtype=self.dtype)
+
+    def predict_proba(self, X_raw: np.ndarray) -> np.ndarray:
+        """Class probabilities (n, C) of raw features X_raw (n, D), in inference mode.
+
+        The features are scaled first (:meth:`standardize`); :func:`predict_proba` takes the network's
+        inputs as they are.
+        """
+        return predict_proba(self, self.standardize(X_raw))
+
+    def evaluate(self, X_raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """(mean cross-entropy, accuracy) of raw features X_raw (n, D) against class codes y (n,).
+
+        Computed as training validates (the same kernel, the same 512-row chunks), so on a model's own
+        validation rows it gives the validation loss training reported, bit for bit.
+        """
+        X = self.standardize(X_raw)
+        codes = np.ascontiguousarray(y, dtype=np.int64)
+        if codes.shape != (X.shape[0],) or X.shape[0] == 0:
+            raise BadInput("y", list(codes.shape), f"one class code per row of X ({X.shape[0]} rows, ≥ 1)")
+        if codes.min() < 0 or codes.max() >= self.layout.n_classes:
+            shown = (int(codes.min()), int(codes.max()))
+            raise BadInput("y", shown, f"codes in 0..{self.layout.n_classes - 1}")
+        loss, accuracy = kernels.evaluate(self.workspace(EVAL_ROWS), X, codes)
+        return float(loss), float(accuracy)
+
+    def predict(self, X_raw: np.ndarray) -> list[Any]:
+        """The predicted original label of each row of raw features (class codes if ``classes`` is empty)."""
+        codes = self.predict_proba(X_raw).argmax(axis=1)
+        if not self.classes:
+            return [int(c) for c in codes]
+        return [self.classes[int(c)] for c in codes]
+
+
+def _read_meta(arrays: Mapping[str, np.ndarray], where: str) -> dict[str, Any]:
+    if "meta" not in arrays:
+        raise BadInput(where, "no 'meta' array", f"a {FORMAT} model file (caviar best --save writes one)")
+    try:
+        meta = json.loads(str(np.asarray(arrays["meta"])))
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("config"), dict):
+        shown = meta.get("format") if isinstance(meta, dict) else "unreadable"
+        raise BadInput(f"{where} format", shown, f"{FORMAT}")
+    if meta.get("norm_eps", NORM_EPS) != NORM_EPS:
+        raise BadInput(f"{where} norm_eps", meta.get("norm_eps"), f"{NORM_EPS} (the engine's)")
+    return meta
 
 
 def predict_proba(model: Model, X: np.ndarray) -> np.ndarray:
     """Class probabilities (n, C) of X (n, features) under ``model`` in inference mode.
 
-    Batch norm (and switchable norm's batch part) uses the model's inference statistics.
+    X are the network's inputs as they are (already scaled); :meth:`Model.predict_proba` takes raw
+    features. Batch norm (and switchable norm's batch part) uses the model's inference statistics.
     """
     X = np.ascontiguousarray(X, dtype=model.dtype)
     if X.ndim != 2 or X.shape[1] != model.layout.n_features:
         raise BadInput("X", X.shape, f"a 2-d array with {model.layout.n_features} columns")
     out = np.empty((X.shape[0], model.layout.n_classes), dtype=model.dtype)
-    kernels.predict(model.workspace(min(512, max(1, X.shape[0]))), X, out)
+    kernels.predict(model.workspace(min(EVAL_ROWS, max(1, X.shape[0]))), X, out)
     return out

@@ -19,13 +19,13 @@ from core import hparams
 from core.errors import BadInput
 from core.nn import kernels
 from core.nn.checkpoint import Checkpoint, capture, restore
+from core.nn.memory import EVAL_ROWS
 from core.nn.model import Model
 from core.nn.optim import COEF_LEARNING_RATE
 from core.nn.schedule import learning_rate
 
 __all__ = ["TrainResult", "train", "warmup"]
 
-_EVAL_ROWS = 512  # rows per validation chunk
 _warm: set[str] = set()
 
 
@@ -141,9 +141,13 @@ def train(
     warmup((config["dtype"],))
 
     model = Model.init(config, X.shape[1], n_classes, list(getattr(data, "classes", []) or []))
+    mean, scale = getattr(data, "mean", None), getattr(data, "scale", None)
+    if mean is not None and scale is not None and len(mean) == X.shape[1] == len(scale):
+        # the model carries its input scaling, so that it predicts from raw features
+        model.input_mean, model.input_scale = np.asarray(mean, np.float64), np.asarray(scale, np.float64)
     # one extra row: a last batch of one sample is merged into the previous one
     ws = model.workspace(batch + 1, training=True)
-    ev = model.workspace(_EVAL_ROWS)
+    ev = model.workspace(EVAL_ROWS)
 
     def validate() -> tuple[float, float]:
         loss, acc = kernels.evaluate(ev, Xv, yv)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -11,7 +13,65 @@ from core.errors import BadInput
 from core.search.objective import Objective
 from service.cli import app
 from service.commands._options import DbOption, ReadFormatOption, StudyArgument
-from service.output import check_format, dumps, render
+from service.output import check_format, dumps, render, stdout_console
+
+SaveOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--save",
+        help="Retrain the trial from its stored configuration, seed and data split, check its val_loss is "
+        "the stored one bit for bit, and write the model (caviar-mlp-1 NPZ; see caviar predict).",
+        show_default=False,
+    ),
+]
+
+
+def _save(store: Any, trial_id: str, path: Path, *, quiet: bool, session: bool = False,
+          epoch: int | None = None) -> dict[str, Any]:
+    """Rebuild one trial's model (or a panda session's), write it to ``path`` and return the ``saved`` record.
+
+    Nothing is written unless the rebuilt model reproduces the stored validation loss.
+    """
+    from rich.console import Console
+
+    from service.model_file import session_model, trial_model
+    from service.progress import EpochProgress
+
+    if session:
+        spinner = nullcontext() if quiet else Console(stderr=True).status("recomputing the session state")
+        with spinner:
+            rebuilt = session_model(store, trial_id, epoch)
+    else:
+        from service.store import reads
+
+        row = reads.trial(store, trial_id)
+        planned = int(row.epochs_run or 1) if row is not None else 1
+        with EpochProgress(planned, enabled=not quiet, description="retraining",
+                           console=Console(stderr=True)) as progress:
+            rebuilt = trial_model(store, trial_id, on_epoch=progress)
+    arrays = rebuilt.model.save(path)
+    return {"path": str(path), "bytes": path.stat().st_size, "arrays": arrays, **rebuilt.record()}
+
+
+def _print_saved(saved: dict[str, Any]) -> None:
+    how = (f"resumed from its checkpoint of epoch {saved['resumed_from']}" if saved["resumed_from"]
+           else "retrained from scratch")
+    stdout_console().print(
+        f"saved {saved['path']} ({saved['bytes']:,} bytes): {how}, {saved['epochs']} epochs in "
+        f"{saved['seconds']:.1f} s; val_loss {saved['val_loss']!r} is the stored value, bit for bit",
+        markup=False, highlight=False,
+    )
+
+
+def _check_save(save: Path | None) -> None:
+    if save is not None:
+        from service.model_file import check_output
+        from service.settings import single_thread_env
+
+        check_output(save)
+        # trials trained single-threaded (the pool and workers set it), and the BLAS thread count
+        # changes rounding: retrain the same way (re-executes this process, before anything is read)
+        single_thread_env()
 
 
 def _columns(records: list[dict], objective: str) -> list[str]:  # type: ignore[type-arg]
@@ -39,6 +99,10 @@ def trials(
         str | None,
         typer.Option("--sort", help="objective, val_loss, val_accuracy, seconds, round, id or attempts."),
     ] = None,
+    trial: Annotated[
+        str | None, typer.Option("--trial", help="Only this trial (its id, as listed).", show_default=False)
+    ] = None,
+    save: SaveOption = None,
     db: DbOption = None,
     fmt: ReadFormatOption = "table",
 ) -> None:
@@ -47,8 +111,13 @@ def trials(
     `--format json` gives a list of objects with id, round, status, attempts, params, val_loss,
     val_accuracy, seconds (and more).
 
+    `--save FILE` writes the model of the one trial listed (pick it with `--trial ID` or `--top 1`):
+    retrained from its stored configuration, seed and data split and checked against the stored
+    val_loss (exit 1 with both values if it differs: the data or the machine changed).
+
     Example:
         caviar trials digits-c2f-3fa9b1 --top 10
+        caviar trials digits-c2f-3fa9b1 --trial digits-c2f-3fa9b1-r1-t004 --save model.npz
     """
     from service.store import TrialStatus, open_store, reads, studies
     from service.views import flat_trial, trial_record
@@ -60,6 +129,7 @@ def trials(
         raise BadInput("--top", top, "expected a positive number")
     if sort is not None and sort not in reads.SORT_KEYS:
         raise BadInput("--sort", sort, "expected one of " + ", ".join(reads.SORT_KEYS))
+    _check_save(save)
     store = open_store(db, create=False)
     try:
         row = studies.require_study(store, study)
@@ -69,16 +139,29 @@ def trials(
             trial_record(r)
             for r in reads.trial_rows(
                 store, study, objective=row.objective, round_index=round_index, status=status, sort=sort,
-                limit=top,
+                limit=top if trial is None else None,
             )
         ]
+        if trial is not None:
+            records = [r for r in records if r["id"] == trial]
+            if not records:
+                raise BadInput("--trial", trial, f"the id of a trial of {study} (see caviar trials {study})")
+        saved = None
+        if save is not None:
+            if len(records) != 1:
+                listed = f"one trial to save, {len(records)} listed: give --trial ID"
+                raise BadInput("--save", str(save), listed)
+            saved = _save(store, records[0]["id"], save, quiet=fmt != "table")
+            records[0]["saved"] = saved
         if fmt == "json":
             sys.stdout.write(dumps(records) + "\n")
         elif fmt == "csv":
             render([flat_trial(r) for r in records], None, "csv")
         else:
-            render(_table_rows(records), _columns(records, row.objective), "table",
-                   title=f"{study}: {len(records)} trials")
+            render(_table_rows([{k: v for k, v in r.items() if k != "saved"} for r in records]),
+                   _columns(records, row.objective), "table", title=f"{study}: {len(records)} trials")
+            if saved is not None:
+                _print_saved(saved)
     finally:
         store.dispose()
 
@@ -86,35 +169,63 @@ def trials(
 @app.command()
 def best(
     study: StudyArgument,
+    save: SaveOption = None,
+    epoch: Annotated[
+        int | None,
+        typer.Option("--epoch", help="A panda session's model after this epoch (default: its last).",
+                     show_default=False),
+    ] = None,
     db: DbOption = None,
     fmt: ReadFormatOption = "table",
 ) -> None:
-    """Show the best complete trial of a study by its objective.
+    """Show the best complete trial of a study by its objective; `--save FILE` writes its model.
 
-    `--format json` gives one trial object (as `caviar trials` lists them).
+    `--format json` gives one trial object (as `caviar trials` lists them), with `saved` when `--save`
+    is given. The model is retrained from the trial's stored configuration, seed and data split, and
+    written only if its val_loss is the stored one bit for bit (else exit 1 with both values: the data
+    or the machine changed); a trial that still holds a checkpoint resumes from it. For a panda session,
+    the model is the session's state after its last epoch (or `--epoch N`), from its checkpoints.
 
     Example:
         caviar best digits-c2f-3fa9b1 --format json
+        caviar best digits-c2f-3fa9b1 --save model.npz
     """
     from service.cli import fail
+    from service.orchestrate import is_panda
     from service.store import open_store, reads, studies
     from service.views import flat_trial, trial_record
 
     check_format(fmt)
+    if epoch is not None and save is None:
+        raise BadInput("--epoch", epoch, "expected only with --save FILE (a panda session's model)")
+    _check_save(save)
     store = open_store(db, create=False)
     try:
         row = studies.require_study(store, study)
-        found = reads.best_trial_row(store, study, row.objective)
-        if found is None:
-            raise fail(f"study {study} has no complete trial yet")
-        record = trial_record(found)
+        panda = is_panda(store, study)
+        if epoch is not None and not panda:
+            raise BadInput("--epoch", epoch, f"expected only for a panda session; {study} is a sweep")
+        if panda and save is not None:
+            found = None
+            record: dict[str, Any] = {"id": study, "kind": "panda"}
+        else:
+            found = reads.best_trial_row(store, study, row.objective)
+            if found is None:
+                raise fail(f"study {study} has no complete trial yet")
+            record = trial_record(found)
+        if save is not None:
+            record["saved"] = _save(store, study if panda else record["id"], save, quiet=fmt != "table",
+                                    session=panda, epoch=epoch)
         if fmt == "json":
             sys.stdout.write(dumps(record) + "\n")
         elif fmt == "csv":
             render([flat_trial(record)], None, "csv")
         else:
-            rows = [{"key": k, "value": v} for k, v in record.items() if k != "params"]
-            rows[4:4] = [{"key": f"params.{k}", "value": v} for k, v in record["params"].items()]
-            render(rows, ["key", "value"], "table", title=f"Best trial of {study} ({row.objective})")
+            if found is not None:
+                rows = [{"key": k, "value": v} for k, v in record.items() if k not in ("params", "saved")]
+                rows[4:4] = [{"key": f"params.{k}", "value": v} for k, v in record["params"].items()]
+                render(rows, ["key", "value"], "table", title=f"Best trial of {study} ({row.objective})")
+            if "saved" in record:
+                _print_saved(record["saved"])
     finally:
         store.dispose()
