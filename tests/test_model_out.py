@@ -172,6 +172,16 @@ def test_best_save_then_predict_reports_the_stored_figures(finished):
     accuracy = np.mean([p["label"] == p["target"] for p in out["predictions"]])
     assert accuracy == stored["val_accuracy"]
 
+    # the ONNX file of the same model gives the same probabilities from the same raw rows
+    import onnxruntime
+
+    ok("export-model", "m.npz", "-o", "m.onnx", cwd=cwd)
+    features = np.array([[float(v) for v in r[:2] + r[3:]] for r in csv.reader(lines[1:])], dtype=np.float32)
+    session = onnxruntime.InferenceSession(str(cwd / "m.onnx"), providers=["CPUExecutionProvider"])
+    onnx_proba = session.run(["probabilities"], {"features": features[np.array(val_rows) - 1]})[0]
+    ours = [p["probabilities"] for p in out["predictions"]]
+    np.testing.assert_allclose(onnx_proba, ours, rtol=0, atol=1e-5)
+
     # CSV: one row per input row, the summary on stderr; -o writes a file and says so
     done = cli("predict", "m.npz", "--data", "iris.csv", cwd=cwd)
     table = list(csv.DictReader(done.stdout.splitlines()))
