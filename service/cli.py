@@ -5,6 +5,12 @@ packages add theirs through the entry-point group ``caviar.commands`` (a callabl
 ``caviar worker`` comes from :mod:`workers.commands` this way). :func:`main` is the console script: it
 maps errors to exit codes (0 success, 1 runtime error, 2 bad input, 130 interrupted) and prints one line
 instead of a traceback.
+
+Conventions every command shares: ``caviar --version`` (``-V``); shell completion through Typer
+(``--install-completion``, ``--show-completion``, or the ``_CAVIAR_COMPLETE`` protocol); no colour and no
+progress bar when ``NO_COLOR`` is set or the output is not a terminal (:func:`service.output.make_console`);
+``-q/--quiet`` on the commands that report progress; ``--db``, ``--broker`` and the queue resolved as flag >
+environment variable > config file > default (:mod:`service.config_file`, shown by ``caviar config``).
 """
 
 from __future__ import annotations
@@ -12,24 +18,28 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from core.errors import BadInput
+from service.output import make_console
+
+#: The program's name in usage lines and in the shell-completion variable (``_CAVIAR_COMPLETE``).
+PROG_NAME = "caviar"
 
 app = typer.Typer(
-    name="caviar",
+    name=PROG_NAME,
     help="caviar: distributed hyperparameter sweeps with coarse-to-fine search.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
 #: Errors and diagnostics go to stderr so that `--format json` output stays parseable.
 # No markup and no emoji: an error quoting user text (":ok:", "[red]") prints it as written.
-err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+err = make_console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: The entry-point group through which installed packages add commands.
@@ -40,6 +50,32 @@ def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
     """Print ``message`` on stderr and return the Exit to raise."""
     err.print(f"error: {message}", markup=False)
     return typer.Exit(code)
+
+
+def installed_version() -> str:
+    """caviar's version as installed (its package metadata)."""
+    try:
+        return version("caviar")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"{PROG_NAME} {installed_version()}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", is_eager=True, callback=_show_version, help="Print caviar's version and exit."
+        ),
+    ] = False,
+) -> None:
+    """caviar: distributed hyperparameter sweeps with coarse-to-fine search."""
 
 
 def _load_commands() -> None:
@@ -58,7 +94,7 @@ def main() -> None:
     """Console-script entry point."""
     try:
         # Without standalone mode click returns (not raises) the code of a typer.Exit: pass it on.
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name=PROG_NAME)
         if isinstance(code, int) and code:
             sys.exit(code)
     except BadInput as exc:

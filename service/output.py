@@ -4,6 +4,10 @@ Every read command prints through :func:`render` so that ``--format table|json|c
 same everywhere: tables go through rich, JSON is strict (NaN and infinity become ``null``), CSV has
 a header row.
 
+Consoles come from :func:`make_console`, so that ``NO_COLOR`` (any non-empty value, see
+https://no-color.org) gives plain text without any escape code; :func:`interactive` says whether a
+progress bar may be drawn (a terminal, and no ``NO_COLOR``).
+
 >>> print(to_csv([{"a": 1, "b": float("nan")}], ["a", "b"]), end="")
 a,b
 1,nan
@@ -19,6 +23,7 @@ import enum
 import io
 import json
 import math
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import PurePath
@@ -26,6 +31,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from core.errors import BadInput
 
@@ -35,7 +41,10 @@ __all__ = [
     "check_format",
     "dumps",
     "format_value",
+    "interactive",
     "json_safe",
+    "make_console",
+    "no_color",
     "render",
     "stdout_console",
     "to_csv",
@@ -138,11 +147,34 @@ def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column] | None =
     return out.getvalue()
 
 
+def no_color() -> bool:
+    """True when ``NO_COLOR`` is set to a non-empty value (https://no-color.org): no colour, no bars."""
+    return os.environ.get("NO_COLOR", "") != ""
+
+
+def make_console(*, stderr: bool = False, **options: Any) -> Console:
+    """A rich console on stdout (or stderr) that honours ``NO_COLOR``: under it no style is rendered at
+    all (no colour, bold or underline codes), and :func:`interactive` is False, so no bar is drawn.
+
+    Rich already writes plain text when the stream is not a terminal. ``options`` go to
+    :class:`rich.console.Console`.
+    """
+    if no_color():
+        options.update(color_system=None, no_color=True)
+    return Console(stderr=stderr, **options)
+
+
+def interactive(console: Console) -> bool:
+    """Whether live output (a progress bar, a spinner) may be drawn on ``console``: it is a terminal and
+    ``NO_COLOR`` is not set."""
+    return console.is_terminal and not no_color()
+
+
 def stdout_console() -> Console:
     """A console on stdout; when stdout is not a terminal, wide enough that tables never wrap."""
-    console = Console(highlight=False, emoji=False)
+    console = make_console(highlight=False, emoji=False)
     if not console.is_terminal:
-        console = Console(highlight=False, emoji=False, width=_PIPE_WIDTH)
+        console = make_console(highlight=False, emoji=False, width=_PIPE_WIDTH)
     return console
 
 
@@ -156,8 +188,8 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column] | None = 
             isinstance(row.get(key), (int, float)) and not isinstance(row.get(key), bool) for row in rows
         )
         grid.add_column(header, justify="right" if numeric else "left")
-    for row in rows:
-        grid.add_row(*(format_value(row.get(key)) for key, _ in cols))
+    for row in rows:  # cells as Text: a value such as "[tool.caviar]" is shown as written, not as markup
+        grid.add_row(*(Text(format_value(row.get(key))) for key, _ in cols))
     return grid
 
 

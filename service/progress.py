@@ -5,7 +5,8 @@ Use it as the ``on_epoch`` callback of :func:`core.nn.train`::
     with EpochProgress(config["epochs"], enabled=fmt == "table") as progress:
         result = train(config, data, on_epoch=progress)
 
-When stdout is not a terminal, or ``enabled`` is False (e.g. ``--format json``), it prints nothing.
+When its console is not a terminal, ``NO_COLOR`` is set (any non-empty value), or ``enabled`` is False
+(``--format json``, ``--quiet``), it prints nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from service.output import interactive, make_console
+
 __all__ = ["EpochProgress"]
 
 
@@ -25,7 +28,8 @@ class EpochProgress:
 
     Args:
         epochs: the planned number of epochs (the bar's length).
-        enabled: False to stay silent; the bar is also silent whenever stdout is not a terminal.
+        enabled: False to stay silent; the bar is also silent whenever its console is not a terminal or
+            ``NO_COLOR`` is set.
         description: the label in front of the bar.
         console: the console to draw on (default: stdout).
     """
@@ -40,8 +44,8 @@ class EpochProgress:
     ) -> None:
         self.epochs = epochs
         self.description = description
-        self.console = console or Console()
-        self.active = enabled and self.console.is_terminal
+        self.console = console or make_console()
+        self.active = enabled and interactive(self.console)
         self._progress: Progress | None = None
         self._task: Any = None
 

@@ -2,7 +2,9 @@
 
 Values a person may change come from the environment (``CAVIAR_*``) through :meth:`Settings.from_env`;
 the rest are constants. The broker's own settings (URL, queue, time limits) extend these in
-:mod:`workers.settings`.
+:mod:`workers.settings`. The database, the broker and the queue may also come from a config file
+(``caviar.toml`` or ``[tool.caviar]`` in ``pyproject.toml``): see :mod:`service.config_file`, the one
+place that resolves them (flag > environment variable > file > default).
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from pathlib import Path
 from core.errors import BadInput
 
 __all__ = [
+    "DEFAULT_BROKER_URL",
+    "DEFAULT_QUEUE",
+    "BROKER_URL_ENV",
+    "QUEUE_ENV",
     "DEFAULT_STALE_AFTER",
     "DEFAULT_MAX_ATTEMPTS",
     "DATA_ROOT_ENV",
@@ -37,6 +43,16 @@ __all__ = [
     "parse_bytes",
 ]
 
+#: Broker used when neither ``--broker``, ``CAVIAR_BROKER_URL`` nor the config file names one (``caviar
+#: run`` without any of them uses a local pool instead).
+DEFAULT_BROKER_URL = "redis://localhost:6379/0"
+#: Environment variable naming the broker (the database's, ``CAVIAR_DATABASE_URL``, is
+#: :data:`service.store.db.ENV_VAR`, with its default :data:`service.store.db.DEFAULT_URL`).
+BROKER_URL_ENV = "CAVIAR_BROKER_URL"
+#: The queue trials are sent to and workers consume by default.
+DEFAULT_QUEUE = "caviar"
+#: Environment variable naming the queue.
+QUEUE_ENV = "CAVIAR_QUEUE"
 #: Seconds without a heartbeat after which a running trial counts as abandoned and is run again, on the
 #: local pool and on workers alike (``CAVIAR_STALE_AFTER``). Heartbeats come once per epoch: keep it above
 #: your longest epoch.

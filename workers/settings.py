@@ -1,17 +1,26 @@
 """Worker settings read from the environment: the service's settings plus the broker's.
 
 Every value has a production default, documented once as a constant; tests shorten the timeouts through
-the same variables.
+the same variables. The broker URL and the queue are resolved by :func:`service.config_file.resolve`
+(flag > environment variable > config file > default), their defaults living in :mod:`service.settings`.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from core.errors import BadInput
+from service.config_file import resolve
 from service.errors import check_url_password, mask_url
-from service.settings import DEFAULT_MAX_ATTEMPTS, DEFAULT_STALE_AFTER, Settings, env_count, env_seconds
+from service.settings import (
+    DEFAULT_BROKER_URL,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_QUEUE,
+    DEFAULT_STALE_AFTER,
+    Settings,
+    env_count,
+    env_seconds,
+)
 
 __all__ = [
     "DEFAULT_BROKER_URL",
@@ -22,10 +31,8 @@ __all__ = [
     "WorkerSettings",
 ]
 
-#: Broker used when neither ``--broker`` nor ``CAVIAR_BROKER_URL`` is given.
-DEFAULT_BROKER_URL = "redis://localhost:6379/0"
-#: The queue trials are sent to and workers consume by default.
-DEFAULT_QUEUE = "caviar"
+# DEFAULT_BROKER_URL (used when neither --broker, CAVIAR_BROKER_URL nor the config file names a broker)
+# and DEFAULT_QUEUE come from service.settings, with every other default; they stay importable from here.
 #: Seconds an unacknowledged message may stay with a worker before Redis hands it to another one.
 DEFAULT_VISIBILITY_TIMEOUT = 3600.0
 #: Seconds a trial may run before its process is killed; below the visibility timeout so that no
@@ -69,16 +76,20 @@ class WorkerSettings(Settings):
     def from_env(cls, broker_url: str | None = None) -> WorkerSettings:
         """Read ``CAVIAR_BROKER_URL``, ``CAVIAR_QUEUE``, ``CAVIAR_VISIBILITY_TIMEOUT``,
         ``CAVIAR_TASK_TIME_LIMIT``, ``CAVIAR_STALE_AFTER``, ``CAVIAR_REAP_INTERVAL`` and
-        ``CAVIAR_MAX_ATTEMPTS``.
+        ``CAVIAR_MAX_ATTEMPTS``; the broker and the queue fall back on the config file
+        (:mod:`service.config_file`) before their defaults.
 
         Args:
             broker_url: overrides ``CAVIAR_BROKER_URL`` when given (the ``--broker`` option).
+
+        Raises:
+            BadInput: a value is not allowed, or the config file is bad.
         """
         visibility = env_seconds("CAVIAR_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT)
         default_limit = min(DEFAULT_TIME_LIMIT, 0.9 * visibility)
         return cls(
-            broker_url=broker_url or os.environ.get("CAVIAR_BROKER_URL") or DEFAULT_BROKER_URL,
-            queue=os.environ.get("CAVIAR_QUEUE") or DEFAULT_QUEUE,
+            broker_url=resolve("broker", broker_url).value,
+            queue=resolve("queue").value,
             visibility_timeout=visibility,
             time_limit=env_seconds("CAVIAR_TASK_TIME_LIMIT", default_limit),
             stale_after=env_seconds("CAVIAR_STALE_AFTER", DEFAULT_STALE_AFTER),

@@ -10,6 +10,7 @@ import typer
 
 from core.errors import BadInput
 from service.cli import EXIT_INTERRUPTED, app, err
+from service.commands._options import DbOption, broker_option, quiet_option
 from service.store.states import FINAL_STUDY, StudyState
 
 if TYPE_CHECKING:
@@ -19,10 +20,10 @@ if TYPE_CHECKING:
 
 _FORMATS = ("table", "json")
 
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", envvar="CAVIAR_DATABASE_URL", help="Database URL (default: sqlite:///./caviar.db)."),
-]
+QuietOption = quiet_option("the final summary")
+RunBrokerOption = broker_option(
+    "Run on Celery workers through this Redis URL instead of a local pool", default="a local pool"
+)
 FormatOption = Annotated[str, typer.Option("--format", help="Output: table or json.")]
 WorkersOption = Annotated[
     int | None,
@@ -77,15 +78,29 @@ def _settings(stale_after: float | None) -> Settings:
     return dataclasses.replace(settings, stale_after=stale_after)
 
 
+def _info(quiet: bool, message: str) -> None:
+    """An informational line on stderr, unless --quiet."""
+    if not quiet:
+        err.print(message, markup=False)
+
+
+def _bars(fmt: str, quiet: bool) -> bool:
+    """Whether the per-round bars may be drawn: a table, not --quiet, and not NO_COLOR (the bars also
+    need a terminal, which they check themselves)."""
+    from service.output import no_color
+
+    return fmt == "table" and not quiet and not no_color()
+
+
 def _drive(
     store: Store, study_id: str, trial_ids: list[str], workers: int, fmt: str, settings: Settings,
-    start_method: str, picture: Path | None = None,
+    start_method: str, picture: Path | None = None, quiet: bool = False,
 ) -> None:
     from service.local import run_local
     from service.summary import RoundProgress, print_summary
 
     try:
-        with RoundProgress(store, study_id, enabled=fmt == "table") as progress:
+        with RoundProgress(store, study_id, enabled=_bars(fmt, quiet)) as progress:
             state = run_local(
                 store, study_id, trial_ids, workers=workers, settings=settings,
                 start_method=start_method, on_finished=progress.update,
@@ -96,18 +111,18 @@ def _drive(
         )
         raise typer.Exit(EXIT_INTERRUPTED) from None
     print_summary(store, study_id, fmt)
-    _draw(store, study_id, picture)
+    _draw(store, study_id, picture, quiet)
     if state != StudyState.COMPLETE:
         err.print(f"study {study_id} ended {state}", markup=False)
         raise typer.Exit(1)
 
 
-def _draw(store: Store, study_id: str, picture: Path | None) -> None:
+def _draw(store: Store, study_id: str, picture: Path | None, quiet: bool = False) -> None:
     if picture is not None:
         from service.plot import plot_study
 
         plot_study(store, study_id, picture)
-        err.print(f"wrote {picture}", markup=False)
+        _info(quiet, f"wrote {picture}")
 
 
 @app.command()
@@ -116,21 +131,20 @@ def run(
     workers: WorkersOption = None,
     db: DbOption = None,
     fmt: FormatOption = "table",
-    broker: Annotated[
-        str | None,
-        typer.Option(
-            "--broker", envvar="CAVIAR_BROKER_URL",
-            help="Run on Celery workers through this Redis URL instead of a local pool.",
-        ),
-    ] = None,
+    broker: RunBrokerOption = None,
     stale_after: StaleOption = None,
     start_method: StartOption = "fork",
     picture: PlotOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Run a study to completion on this machine (or on workers with --broker), then show the results.
 
     Prints a progress bar per round, each round's region and a leaderboard. Ctrl-C stops cleanly
     (exit 130); `caviar resume STUDY` finishes the study without re-running finished trials.
+
+    With -q/--quiet only the final summary (each round's region and the leaderboard, or the JSON record)
+    and errors print: no progress bars, no "study ...: N trials" or "wrote FILE" lines. `--broker ""`
+    runs on a local pool even when CAVIAR_BROKER_URL or the config file names a broker.
 
     Example:
         caviar run examples/digits.toml --workers 2 --plot digits.png
@@ -161,34 +175,35 @@ def run(
     store = open_store(db)
     try:
         if broker:
-            _run_remote(store, spec, text, broker, fmt, picture)
+            _run_remote(store, spec, text, broker, fmt, picture, quiet)
             return
         from service.orchestrate import submit
 
         study_id, trial_ids = submit(store, spec, text=text)
-        err.print(f"study {study_id}: {len(trial_ids)} trials in round 0, {n} worker processes", markup=False)
-        _drive(store, study_id, trial_ids, n, fmt, settings, start_method, picture)
+        _info(quiet, f"study {study_id}: {len(trial_ids)} trials in round 0, {n} worker processes")
+        _drive(store, study_id, trial_ids, n, fmt, settings, start_method, picture, quiet)
     finally:
         store.dispose()
 
 
 def _run_remote(
-    store: Store, spec: StudySpec, text: str, broker: str, fmt: str, picture: Path | None = None
+    store: Store, spec: StudySpec, text: str, broker: str, fmt: str, picture: Path | None = None,
+    quiet: bool = False,
 ) -> None:
     from service.broker import broker as installed_broker
     from service.follow import follow
     from service.summary import RoundProgress, print_summary
 
     study_id, trial_ids = installed_broker().submit(store, spec, text=text, url=broker)
-    err.print(f"study {study_id}: {len(trial_ids)} trials sent to the workers", markup=False)
+    _info(quiet, f"study {study_id}: {len(trial_ids)} trials sent to the workers")
     try:
-        with RoundProgress(store, study_id, enabled=fmt == "table") as progress:
+        with RoundProgress(store, study_id, enabled=_bars(fmt, quiet)) as progress:
             state = follow(store, study_id, on_progress=lambda _p: progress.update())
     except KeyboardInterrupt:
         err.print(f"stopped following; study {study_id} goes on on the workers", markup=False)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     print_summary(store, study_id, fmt)
-    _draw(store, study_id, picture)
+    _draw(store, study_id, picture, quiet)
     if state != StudyState.COMPLETE:
         raise typer.Exit(1)
 
@@ -202,8 +217,11 @@ def resume(
     stale_after: StaleOption = None,
     start_method: StartOption = "fork",
     picture: PlotOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Finish an interrupted study with a local pool, without re-running any finished trial.
+
+    With -q/--quiet only the final summary and errors print, as for `caviar run`.
 
     Example:
         caviar resume digits-c2f-3fa9b1 --workers 2
@@ -236,15 +254,13 @@ def resume(
         if row.state == StudyState.COMPLETE:
             from service.summary import print_summary
 
-            err.print(f"study {study} is already complete", markup=False)
+            _info(quiet, f"study {study} is already complete")
             print_summary(store, study, fmt)
-            _draw(store, study, picture)
+            _draw(store, study, picture, quiet)
             return
         queued = reads.queued_trial_ids(store, study)
-        err.print(
-            f"study {study}: resuming with {len(queued)} queued trials, {n} worker processes", markup=False
-        )
-        _drive(store, study, queued, n, fmt, settings, start_method, picture)
+        _info(quiet, f"study {study}: resuming with {len(queued)} queued trials, {n} worker processes")
+        _drive(store, study, queued, n, fmt, settings, start_method, picture, quiet)
     finally:
         store.dispose()
 

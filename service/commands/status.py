@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from service.cli import app
-from service.commands._options import DbOption, ReadFormatOption
+from service.commands._options import DbOption, ReadFormatOption, from_config
 from service.output import check_format, dumps, format_value, render, stdout_console
 from service.store.states import FINISHED
 
@@ -23,7 +23,7 @@ def status(
     fmt: ReadFormatOption = "table",
     broker: Annotated[
         str | None,
-        typer.Option("--broker", envvar="CAVIAR_BROKER_URL",
+        typer.Option("--broker", envvar="CAVIAR_BROKER_URL", callback=from_config("broker"),
                      help="Also show the queue: depth, running trials per worker, stale trials."),
     ] = None,
 ) -> None:

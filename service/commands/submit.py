@@ -7,20 +7,25 @@ from typing import Annotated
 
 import typer
 
-from service.cli import app
+from service.cli import app, err
+from service.commands._options import broker_option, db_option, quiet_option
+
+SubmitBrokerOption = broker_option()
+SubmitDbOption = db_option("Database URL the workers use")
+QuietOption = quiet_option("the study id")
 
 
 @app.command()
 def submit(
     file: Annotated[Path, typer.Argument(help="Study file (TOML).")],
-    broker: Annotated[
-        str | None, typer.Option("--broker", envvar="CAVIAR_BROKER_URL", help="Redis URL (redis:// or rediss://).")
-    ] = None,
-    db: Annotated[
-        str | None, typer.Option("--db", envvar="CAVIAR_DATABASE_URL", help="Database URL the workers use.")
-    ] = None,
+    broker: SubmitBrokerOption = None,
+    db: SubmitDbOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Submit a study to the workers and exit; print its id. Workers advance it round by round.
+
+    The study id is the one line on stdout; a line on stderr says how many trials were sent and how to
+    follow the study. With -q/--quiet only the study id (and errors) print.
 
     Example:
         caviar submit examples/digits.toml --broker redis://:pw@queue:6379/0 --db postgresql://u:pw@db/caviar
@@ -36,7 +41,10 @@ def submit(
     store = open_store(db)
     try:
         text = file.read_text(encoding="utf-8")
-        study_id, _ = chosen.submit(store, spec, text=text, url=broker)
+        study_id, trial_ids = chosen.submit(store, spec, text=text, url=broker)
     finally:
         store.dispose()
     typer.echo(study_id)
+    if not quiet:
+        sent = f"study {study_id}: {len(trial_ids)} trials sent to the workers"
+        err.print(f"{sent}; follow it: caviar status {study_id}", markup=False)

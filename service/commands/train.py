@@ -13,6 +13,8 @@ from rich.table import Table
 from core import hparams
 from core.errors import BadInput
 from service.cli import EXIT_BAD_INPUT, app, fail
+from service.commands._options import quiet_option
+from service.model_file import data_source
 from service.output import check_format, dumps, format_value, stdout_console
 from service.progress import EpochProgress
 
@@ -50,22 +52,20 @@ def _check_save(save: Path | None) -> None:
         raise BadInput("--save", str(save), "expected a file in an existing directory")
 
 
-def save_model(path: Path, model: Any, data: Dataset) -> list[str]:
-    """Write the model's arrays and the input standardization to ``path`` (NPZ); return the array names.
+def save_model(path: Path, model: Any, data: Dataset, source: dict[str, Any] | None = None) -> list[str]:
+    """Write the model to ``path`` as a ``caviar-mlp-1`` NPZ file (:meth:`core.nn.Model.save`); return
+    the array names.
 
-    The engine's arrays come from ``model.to_arrays()``; caviar adds ``input_mean`` and
-    ``input_scale`` (apply ``(x - input_mean) / input_scale`` to raw features first) and
-    ``classes`` (the original label of each output unit).
+    The file carries the input scaling (``input_mean``, ``input_scale``: raw features are scaled as
+    ``(x - input_mean) / input_scale``) and ``classes`` (the original label of each output unit), so that
+    :meth:`core.nn.Model.load` gives a model that predicts from raw features; ``source`` (where the model
+    came from) goes into its ``meta``.
     """
-    import numpy as np
-
-    arrays = dict(model.to_arrays())
-    extra = {"input_mean": data.mean, "input_scale": data.scale, "classes": np.asarray(data.classes)}
-    for key, value in extra.items():
-        arrays.setdefault(key, value)
-    with open(path, "wb") as handle:  # a handle, so that numpy does not append ".npz" to the name
-        np.savez(handle, **arrays)
-    return list(arrays)
+    if model.input_mean is None:
+        model.input_mean, model.input_scale = data.mean, data.scale
+    if source is not None:
+        model.source = dict(source)
+    return list(model.save(path))
 
 
 _DATASET_HELP = "A named dataset: digits, iris, wine, breast_cancer, mnist5k, mnist1d."
@@ -73,6 +73,8 @@ _DATA_HELP = (
     "Your own data: a .csv file with a header and a label column, "
     "or a .npz file with arrays X (rows, features) and y (labels)."
 )
+
+QuietOption = quiet_option("the one-line result")
 
 
 @app.command()
@@ -97,6 +99,7 @@ def train(
         float, typer.Option("--val-fraction", help="Share of every class held out for validation.")
     ] = 0.2,
     split_seed: Annotated[int, typer.Option("--split-seed", help="Seed of the train/validation split.")] = 0,
+    quiet: QuietOption = False,
 ) -> None:
     """Train one network and print its validation loss and accuracy, with a per-epoch table.
 
@@ -105,6 +108,9 @@ def train(
     lr_step_epochs, batch_size, epochs, seed, dtype.
 
     A diverged run (NaN or infinite loss) is a result: exit 0 with status "diverged".
+
+    With -q/--quiet no progress bar and, instead of the tables, one line: status=... val_loss=...
+    val_accuracy=... train_loss=... epochs=... seconds=... (--format json is unchanged).
 
     Example: caviar train --dataset digits --set learning_rate=0.003 --set norm=layer --format json
     """
@@ -131,15 +137,19 @@ def train(
 
     from core.nn import train as train_network
 
-    with EpochProgress(config["epochs"], enabled=fmt == "table", console=Console()) as progress:
+    with EpochProgress(config["epochs"], enabled=fmt == "table" and not quiet, console=Console()) as progress:
         result = train_network(config, dset, on_epoch=progress)
 
-    saved = save_model(save, result.model, dset) if save is not None else None
+    source = {"data": data_source(dataset, data, target, split_seed, val_fraction, n_train + len(dset.y_val)),
+              "val_loss": result.val_loss, "val_accuracy": result.val_accuracy}
+    saved = save_model(save, result.model, dset, source) if save is not None else None
     report = {**result.to_dict(), "dataset": dset.describe(), "config": config}
     if save is not None:
         report["saved"] = {"path": str(save), "arrays": saved}
     if fmt == "json":
         typer.echo(dumps(report))
+    elif quiet:
+        typer.echo(_one_line(report))
     else:
         _print_table(report)
 
@@ -150,6 +160,18 @@ def _percent(value: Any) -> str:
 
 def _seconds(value: Any, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) and math.isfinite(value) else format_value(value)
+
+
+def _one_line(report: dict[str, Any]) -> str:
+    """``--quiet``'s result: ``status=complete val_loss=0.1234 val_accuracy=96.67% ...`` (no styling)."""
+    return " ".join([
+        f"status={report['status']}",
+        f"val_loss={format_value(report.get('val_loss'))}",
+        f"val_accuracy={_percent(report.get('val_accuracy'))}",
+        f"train_loss={format_value(report.get('train_loss'))}",
+        f"epochs={format_value(report.get('epochs_run'))}",
+        f"seconds={_seconds(report.get('seconds'))}",
+    ])
 
 
 def _print_table(report: dict[str, Any]) -> None:

@@ -32,13 +32,14 @@ def _save(store: Any, trial_id: str, path: Path, *, quiet: bool, session: bool =
 
     Nothing is written unless the rebuilt model reproduces the stored validation loss.
     """
-    from rich.console import Console
-
     from service.model_file import session_model, trial_model
+    from service.output import interactive, make_console
     from service.progress import EpochProgress
 
+    console = make_console(stderr=True)
     if session:
-        spinner = nullcontext() if quiet else Console(stderr=True).status("recomputing the session state")
+        live = not quiet and interactive(console)
+        spinner = console.status("recomputing the session state") if live else nullcontext()
         with spinner:
             rebuilt = session_model(store, trial_id, epoch)
     else:
@@ -47,7 +48,7 @@ def _save(store: Any, trial_id: str, path: Path, *, quiet: bool, session: bool =
         row = reads.trial(store, trial_id)
         planned = int(row.epochs_run or 1) if row is not None else 1
         with EpochProgress(planned, enabled=not quiet, description="retraining",
-                           console=Console(stderr=True)) as progress:
+                           console=console) as progress:
             rebuilt = trial_model(store, trial_id, on_epoch=progress)
     arrays = rebuilt.model.save(path)
     return {"path": str(path), "bytes": path.stat().st_size, "arrays": arrays, **rebuilt.record()}
