@@ -189,9 +189,23 @@ def _refused(tmp_path: Path, args: tuple[str, ...], pieces: list[str]) -> None:
 
 
 @pytest.mark.parametrize("name, text, pieces", BAD_FILES, ids=_BAD_IDS)
-def test_a_bad_file_exits_2_naming_file_and_key(
+def test_a_bad_file_is_refused_naming_file_and_key(
     tmp_path: Path, name: str, text: str, pieces: list[str]
 ) -> None:
+    # In process: the line the CLI prints is "error: " and the BadInput (the CLI's path is checked below)
+    (tmp_path / name).write_text(text)
+    with pytest.raises(BadInput) as caught:
+        resolve("db", environ={}, cwd=tmp_path)
+    line = f"error: {caught.value}"
+    assert len(line.splitlines()) == 1, line
+    for piece in pieces:
+        assert piece in line, (piece, line)
+    assert SECRET not in line
+
+
+@pytest.mark.parametrize("case", [0, 1, 3, 8], ids=[_BAD_IDS[i] for i in (0, 1, 3, 8)])
+def test_a_bad_file_exits_2_from_config_and_status(tmp_path: Path, case: int) -> None:
+    name, text, pieces = BAD_FILES[case]
     (tmp_path / name).write_text(text)
     for args in (("config",), ("status",)):
         _refused(tmp_path, args, pieces)
