@@ -22,17 +22,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import BadInput
 from service.errors import CaviarError
-from service.store import Store, TrialStatus, checkpoints, reads
+
+if TYPE_CHECKING:
+    from service.store import Store
 
 __all__ = ["NotReproduced", "Retrained", "data_source", "check_output", "trial_model", "session_model"]
 
-#: Trial statuses with a model to save: a complete trial's full run, or the prefix a pruned or paused
-#: trial trained to its rung.
-SAVABLE = (TrialStatus.COMPLETE, TrialStatus.PRUNED, TrialStatus.PAUSED)
 
 
 class NotReproduced(CaviarError):
@@ -116,15 +115,19 @@ def trial_model(
     from service.execute import check_data_unchanged, trial_config, trial_dataset
     from service.orchestrate import is_panda, study_spec
 
+    # the store is imported here, not at the top: caviar train imports this module at start-up
+    from service.store import TrialStatus, checkpoints, reads
+    from service.store.states import WITH_MODEL
+
     row = reads.trial(store, trial_id)
     if row is None:
         raise BadInput("trial", trial_id, "the id of a trial (see caviar trials STUDY)")
     if is_panda(store, row.study_id):
         raise BadInput("trial", trial_id, "a sweep's trial (for a panda session: caviar panda save)")
-    if row.status not in SAVABLE:
+    if row.status not in WITH_MODEL:
         raise BadInput(
             f"trial {trial_id}", row.status,
-            "a trial with a result to reproduce: " + ", ".join(SAVABLE),
+            "a trial with a result to reproduce: " + ", ".join(WITH_MODEL),
         )
     spec = study_spec(store, row.study_id)
     config = trial_config(spec, dict(row.params), int(row.seed))

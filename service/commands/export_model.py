@@ -12,6 +12,7 @@ import typer
 
 from core.errors import BadInput
 from service.cli import app
+from service.model_file import check_output
 from service.output import check_format, dumps, stdout_console
 
 _FORMATS = ("table", "json")
@@ -20,10 +21,7 @@ _FORMATS = ("table", "json")
 def _check_output(output: Path, model: Path) -> None:
     if output.suffix.lower() != ".onnx":
         raise BadInput("--output", str(output), "expected a file name ending in .onnx")
-    if output.is_dir():
-        raise BadInput("--output", str(output), "expected a file name, not a directory")
-    if not output.absolute().parent.is_dir():
-        raise BadInput("--output", str(output), "expected a file in an existing directory")
+    check_output(output, "--output")
     with contextlib.suppress(OSError):
         if output.exists() and output.samefile(model):
             raise BadInput("--output", str(output), "expected a different file than the model itself")

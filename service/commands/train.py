@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,12 +14,9 @@ from core import hparams
 from core.errors import BadInput
 from service.cli import EXIT_BAD_INPUT, app, fail
 from service.commands._options import quiet_option
-from service.model_file import data_source
+from service.model_file import check_output, data_source
 from service.output import check_format, dumps, format_value, stdout_console
 from service.progress import EpochProgress
-
-if TYPE_CHECKING:
-    from core.data import Dataset
 
 _FORMATS = ("table", "json")
 
@@ -41,31 +38,6 @@ def parse_sets(items: list[str] | None) -> dict[str, str]:
             raise BadInput("--set", item, "expected KEY=VALUE, e.g. --set learning_rate=0.01")
         out[key.strip()] = value
     return out
-
-
-def _check_save(save: Path | None) -> None:
-    if save is None:
-        return
-    if save.is_dir():
-        raise BadInput("--save", str(save), "expected a file name, not a directory")
-    if not save.absolute().parent.is_dir():
-        raise BadInput("--save", str(save), "expected a file in an existing directory")
-
-
-def save_model(path: Path, model: Any, data: Dataset, source: dict[str, Any] | None = None) -> list[str]:
-    """Write the model to ``path`` as a ``caviar-mlp-1`` NPZ file (:meth:`core.nn.Model.save`); return
-    the array names.
-
-    The file carries the input scaling (``input_mean``, ``input_scale``: raw features are scaled as
-    ``(x - input_mean) / input_scale``) and ``classes`` (the original label of each output unit), so that
-    :meth:`core.nn.Model.load` gives a model that predicts from raw features; ``source`` (where the model
-    came from) goes into its ``meta``.
-    """
-    if model.input_mean is None:
-        model.input_mean, model.input_scale = data.mean, data.scale
-    if source is not None:
-        model.source = dict(source)
-    return list(model.save(path))
 
 
 _DATASET_HELP = "A named dataset: digits, iris, wine, breast_cancer, mnist5k, mnist1d."
@@ -120,7 +92,8 @@ def train(
     if target is not None and data is None:
         raise BadInput("--target", target, "expected only with --data FILE (the CSV file's label column)")
     config = hparams.resolve(parse_sets(sets), strings=True)
-    _check_save(save)
+    if save is not None:
+        check_output(save)
 
     from core.data import load_dataset
     from service.settings import data_root
@@ -142,7 +115,11 @@ def train(
 
     source = {"data": data_source(dataset, data, target, split_seed, val_fraction, n_train + len(dset.y_val)),
               "val_loss": result.val_loss, "val_accuracy": result.val_accuracy}
-    saved = save_model(save, result.model, dset, source) if save is not None else None
+    saved = None
+    if save is not None:
+        # train() gave the model its input scaling and classes; the file also says where it came from
+        result.model.source = source
+        saved = result.model.save(save)
     report = {**result.to_dict(), "dataset": dset.describe(), "config": config}
     if save is not None:
         report["saved"] = {"path": str(save), "arrays": saved}

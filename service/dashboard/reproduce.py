@@ -14,12 +14,10 @@ from typing import Any
 
 from core.hparams import HPARAMS
 from service.settings import THREAD_ENV
-from service.store.states import TrialStatus
+from service.store.states import WITH_MODEL, TrialStatus
 
 __all__ = ["trial_commands", "session_commands", "set_text"]
 
-#: Statuses whose model ``caviar trials --save`` can rebuild (:data:`service.model_file.SAVABLE`).
-_SAVABLE = (TrialStatus.COMPLETE, TrialStatus.PRUNED, TrialStatus.PAUSED)
 
 
 def set_text(value: Any) -> str:
@@ -53,7 +51,7 @@ def trial_commands(spec: Any, study_id: str, row: dict[str, Any]) -> dict[str, A
         if key in values:
             args += ["--set", f"{key}={set_text(values[key])}"]
     save = None
-    if row["status"] in _SAVABLE:
+    if row["status"] in WITH_MODEL:
         save = shlex.join(["caviar", "trials", study_id, "--trial", str(row["id"]), "--save", "model.npz"])
     return {"reproduce": shlex.join(args), "save": save, "env": _env()}
 

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 __all__ = [
     "TrialStatus", "StudyState", "StudyKind", "PandaState", "PandaAction", "FINISHED", "LIVE_TRIAL",
-    "LIVE_STUDY", "FINAL_STUDY",
+    "LIVE_STUDY", "FINAL_STUDY", "WITH_MODEL",
 ]
 
 
@@ -113,6 +113,9 @@ FINISHED: tuple[TrialStatus, ...] = (
 )
 #: Statuses of a trial that still has to run, or is running.
 LIVE_TRIAL: tuple[TrialStatus, ...] = (TrialStatus.QUEUED, TrialStatus.RUNNING)
+#: Statuses of a trial whose model can be rebuilt (``caviar best/trials --save``): a complete trial's full
+#: run, or the prefix a pruned or paused trial trained to its rung.
+WITH_MODEL: tuple[TrialStatus, ...] = (TrialStatus.COMPLETE, TrialStatus.PRUNED, TrialStatus.PAUSED)
 #: States of a study that still advances.
 LIVE_STUDY: tuple[StudyState, ...] = (StudyState.QUEUED, StudyState.RUNNING)
 #: States a study never leaves.
